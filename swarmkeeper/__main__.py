@@ -1,0 +1,3 @@
+from swarmkeeper.cli import main
+
+main()

@@ -1,0 +1,176 @@
+"""``POST /API/<Route>`` and its websocket twin: HTTP checks, sessions, dispatch, error shapes.
+
+The checks run in SwarmUI's order (reference §1), top to bottom in :func:`dispatch`:
+method → content type → content length → JSON object → session → route → permission →
+parameters → handler. Framework refusals are TransportErrors (HTTP 400, 401 for a bad session);
+a route's own refusal is an APIError (HTTP 200 ``{"error"}``); anything else is logged with its
+traceback and answered as ``internal_error``, never as a traceback or a bare 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from swarmkeeper import dotnet
+from swarmkeeper.api.permissions import PUBLIC
+from swarmkeeper.api.routes import APICall, Route
+from swarmkeeper.api.users import ANONYMOUS, User
+from swarmkeeper.exceptions import APIError, InvalidSession, TransportError
+from swarmkeeper.types import JSONObject
+
+if TYPE_CHECKING:
+    from swarmkeeper.services import Services
+
+log = logging.getLogger("swarmkeeper.api")
+
+WEBSOCKET_TIMEOUT = 60.0
+INTERNAL_ERROR = TransportError("internal_error", "An internal error occurred")
+
+
+class SwarmJSONResponse(JSONResponse):
+    """Compact JSON, never cached."""
+
+    def __init__(self, content: Any, status_code: int = 200) -> None:
+        super().__init__(content, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def error_body(error: TransportError) -> JSONObject:
+    return {"error_id": error.error_id, "error": error.message}
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(data: bytes | str) -> JSONObject:
+    """The request body as a JSON object, or a TransportError saying what is wrong with it."""
+    try:
+        body = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise TransportError("internal_error", f"The request body is not valid JSON: {error}") from None
+    if body is None:
+        raise TransportError("basic_api", "null input")
+    if not isinstance(body, dict):
+        raise TransportError("internal_error", "The request body must be a JSON object.")
+    return body
+
+
+async def read_http_body(request: Request, max_bytes: int) -> JSONObject:
+    if not _is_json_type(request.headers.get("content-type", "")):
+        raise TransportError("basic_api", "Wrong content type")
+    length = dotnet.parse_int(request.headers.get("content-length", ""), 64)
+    if length is None or not 0 < length < min(max_bytes, 2**31):
+        raise TransportError("basic_api", "bad content length")
+    return parse_body(await request.body())
+
+
+async def resolve_user(services: Services, route: Route | None, body: JSONObject,
+                       connection: HTTPConnection) -> tuple[User, Any]:
+    """The caller and its session. The session is checked before the route is known to exist,
+    so an unknown route with a bad session answers ``invalid_session_id`` (as SwarmUI does)."""
+    if route is not None and not route.needs_session:
+        return (await services.users.user_for_request(connection)) or ANONYMOUS, None
+    raw_id = body["session_id"] if "session_id" in body else connection.headers.get("x-session-id")
+    if raw_id is None:
+        raise TransportError("basic_api", "missing session id")
+    session = services.sessions.get(dotnet.to_text(raw_id))
+    if session is None:
+        raise InvalidSession()
+    user = await services.users.user_by_id(session.user_id)
+    if user is None:
+        raise InvalidSession()
+    return user, session
+
+
+async def dispatch(services: Services, name: str, body: JSONObject, connection: HTTPConnection, *,
+                   websocket: WebSocket | None = None) -> JSONObject:
+    """Run one API call after the transport checks; raises TransportError or APIError."""
+    route = services.routes.get(name) if "/" not in name else None
+    user, session = await resolve_user(services, route, body, connection)
+    if route is None:
+        raise TransportError("bad_route", "Unknown API route")
+    if route.websocket and websocket is None:
+        raise TransportError("bad_request_method", "API route needs websocket, request is HTTP")
+    if websocket is not None and not route.websocket:
+        raise TransportError("bad_request_method", "API route needs HTTP, request is websocket")
+    if route.flag is not PUBLIC and not user.may(route.flag):
+        raise TransportError("bad_permissions", "You lack permissions for this route.")
+    raw = {key: value for key, value in body.items() if key != "session_id"}
+    arguments = route.bind(body, raw)
+    if route.user_update and session is not None:
+        await services.sessions.touch(session)
+    call = APICall(services, user, session, raw, connection, websocket.send_json if websocket else None)
+    result = await route.handler(call, **arguments)
+    if result is None:
+        raise TransportError("no_result", "API call did not return any output")
+    return result
+
+
+async def api_http(request: Request) -> Response:
+    services: Services = request.app.state.services
+    name = request.path_params["route"]
+    if request.method != "POST":
+        log.error("A %s request was sent to API route '%s'; API routes only take POST", request.method, name)
+        return RedirectResponse("/Error/NoGetAPI", status_code=302)
+    try:
+        body = await read_http_body(request, services.settings.network.MaxNetworkRequestMegabytes * 1024 * 1024)
+        return SwarmJSONResponse(await dispatch(services, name, body, request))
+    except APIError as error:
+        log.info("API call %s refused: %s", name, error.message)
+        return SwarmJSONResponse({"error": error.message})
+    except TransportError as error:
+        return SwarmJSONResponse(error_body(error), status_code=error.status_code)
+    except Exception:
+        log.exception("Internal error in API call %s", name)
+        return SwarmJSONResponse(error_body(INTERNAL_ERROR), status_code=400)
+
+
+async def api_websocket(websocket: WebSocket) -> None:
+    """A websocket call: one JSON message in, zero or more JSON messages out, then close."""
+    services: Services = websocket.app.state.services
+    name = websocket.path_params["route"]
+    await websocket.accept()
+    try:
+        async with asyncio.timeout(WEBSOCKET_TIMEOUT):
+            message = await websocket.receive_text()
+        result = await dispatch(services, name, parse_body(message), websocket, websocket=websocket)
+        await websocket.send_json(result)
+    except (WebSocketDisconnect, TimeoutError):
+        return
+    except APIError as error:
+        await websocket.send_json({"error": error.message})
+    except TransportError as error:
+        await websocket.send_json(_ws_error(error))
+    except Exception:
+        log.exception("Internal error in websocket API call %s", name)
+        await websocket.send_json(error_body(INTERNAL_ERROR))
+    await websocket.close()
+
+
+def _ws_error(error: TransportError) -> JSONObject:
+    """Over a websocket SwarmUI sends some errors with ``error`` first, and a trailing period on
+    the unknown-route text."""
+    if error.error_id == "bad_route":
+        return {"error": "Unknown API route.", "error_id": "bad_route"}
+    if error.error_id == "bad_permissions":
+        return {"error": error.message, "error_id": error.error_id}
+    return error_body(error)
+
+
+async def no_get_api(request: Request) -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>API routes need POST</title><h1>API routes need POST</h1>"
+        "<p>swarmkeeper's API routes (<code>/API/&lt;Route&gt;</code>) only answer <code>POST</code> requests "
+        "with a JSON body. See the API documentation under <code>docs/</code>.</p>")

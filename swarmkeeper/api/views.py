@@ -1,0 +1,88 @@
+"""The JSON views of backends that the API answers with (reference §2, §4.8)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.timefmt import time_since
+from swarmkeeper.types import JSONObject
+
+
+def backend_json(record: BackendRecord, *, full_data: bool = False, now: float | None = None) -> JSONObject:
+    """One backend, keys in SwarmUI's order, then swarmkeeper's extra fields."""
+    backend = record.backend
+    elapsed = None if record.last_used is None else (now or time.monotonic()) - record.last_used
+    data: JSONObject = {
+        "type": record.type.id,
+        "status": str(record.status),
+        "id": record.id,
+        "settings": record.type.schema.public(record.settings),
+        "modcount": record.modcount,
+        "features": sorted(backend.features),
+        "enabled": record.enabled,
+        "title": record.title,
+        "max_usages": backend.max_usages,
+        "seconds_since_used": 0 if elapsed is None else int(elapsed),
+        "time_since_used": time_since(elapsed),
+    }
+    if record.type.t2i:
+        data["can_load_models"] = backend.can_load_models
+        if full_data:
+            data["current_model"] = backend.current_model
+    data["status_reason"] = record.status_reason
+    data["init_attempts"] = record.init_attempts
+    data["usages"] = record.usages
+    if record.parent is not None:
+        data["parent_id"] = record.parent.id
+    data.update(backend.extra_fields(full_data))
+    return data
+
+
+_LOADING = (BackendStatus.WAITING, BackendStatus.LOADING)
+
+
+def _status(status: str, css: str, message: str, any_loading: bool) -> JSONObject:
+    return {"status": status, "class": css, "message": message, "any_loading": any_loading}
+
+
+def aggregate_status(records: Iterable[BackendRecord]) -> JSONObject:
+    """GetCurrentStatus's ``backend_status``, over text-to-image backends; the first rule that
+    matches wins (reference §4.8)."""
+    backends = [record for record in records if record.type.t2i]
+    statuses = {record.status for record in backends}
+    loading = bool(statuses & set(_LOADING))
+    if not backends:
+        return _status("empty", "error", "No backends present. You must configure backends in the Backends "
+                       "section of the Server tab before you can continue.", False)
+    if not any(record.enabled for record in backends):
+        return _status("all_disabled", "error", "All backends are disabled. You must enable backends in the "
+                       "Backends section of the Server tab before you can continue.", False)
+    if BackendStatus.ERRORED in statuses:
+        return _status("errored", "error", "Some backends have errored on the server. Check the server logs "
+                       "for details.", loading)
+    if BackendStatus.RUNNING in statuses and loading:
+        return _status("some_loading", "warn", "Some backends are ready, but others are still loading...", True)
+    if BackendStatus.RUNNING in statuses:
+        return _status("running", "", "", False)
+    if loading:
+        return _status("loading", "soft", "Backends are still loading on the server...", True)
+    if BackendStatus.DISABLED in statuses:
+        return _status("disabled", "warn", "Some backends are disabled. Please enable or configure them to "
+                       "continue.", False)
+    if BackendStatus.IDLE in statuses:
+        return _status("idle", "warn", "All backends are idle. Cannot generate until at least one backend is "
+                       "running.", False)
+    return _status("unknown", "error", "Something is wrong with your backends. Please check the Backends section "
+                   "of the Server tab, or the server logs.", False)
+
+
+def supported_features(records: Iterable[BackendRecord]) -> list[str]:
+    """The union of features of enabled backends that are not idle."""
+    features: set[str] = set()
+    for record in records:
+        if record.enabled and record.status is not BackendStatus.IDLE:
+            features |= record.backend.features
+    return sorted(features)

@@ -1,0 +1,170 @@
+"""The interface between a backend type's code and everything else.
+
+The registry, lifecycle, scheduler and API see only :class:`Backend` and :class:`BackendType`.
+A backend sees its surroundings only through :class:`BackendHost`, so its code never reaches
+into the registry, and a test can host one with a few lines.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from swarmkeeper.backends.settings import Schema, schema_of
+from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.types import BackendId, JSONObject
+
+if TYPE_CHECKING:
+    from swarmkeeper.backends.record import BackendRecord
+
+S = TypeVar("S")
+
+
+@dataclass
+class PortCounter:
+    """SwarmUI's process-wide port counter for self-started backends: incremented before use
+    (so 7820 gives 7821 first), never reused, skipping ports that already have a listener."""
+
+    last: int = 7820
+    in_use: Callable[[int], bool] = field(default=lambda port: False)
+
+    def take(self) -> int:
+        self.last += 1
+        while self.in_use(self.last):
+            self.last += 1
+        return self.last
+
+
+@dataclass
+class BackendServices:
+    """What every backend shares: where data lives, who we are, and the port counter."""
+
+    data_dir: Path
+    server_id: str
+    ports: PortCounter = field(default_factory=PortCounter)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendHost(Protocol[S]):
+    """A backend's view of its registry entry."""
+
+    @property
+    def id(self) -> BackendId: ...
+    @property
+    def settings(self) -> S: ...
+    @property
+    def status(self) -> BackendStatus: ...
+    @property
+    def log(self) -> logging.Logger: ...
+    @property
+    def services(self) -> BackendServices: ...
+
+    def set_status(self, status: BackendStatus, reason: str = "") -> None: ...
+
+    def spawn_child(self, type_id: str, settings: Any, title: str) -> BackendRecord: ...
+
+    async def remove_child(self, child: BackendRecord) -> None: ...
+
+
+class Backend(abc.ABC, Generic[S]):
+    """One backend instance. Its registry entry owns status, claims and settings; this object
+    does the type's own work: bring it up, shut it down, free its memory."""
+
+    #: Simultaneous generations it accepts; 0 means it never takes work.
+    max_usages: int = 1
+    #: False for control instances (a Swarm-API parent) that never load models or generate.
+    can_load_models: bool = True
+    #: The loaded model's name, if the type tracks one.
+    current_model: str | None = None
+
+    def __init__(self, host: BackendHost[S]) -> None:
+        self.host = host
+
+    @property
+    def settings(self) -> S:
+        return self.host.settings
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Feature ids this backend supports right now."""
+        return frozenset()
+
+    @property
+    def models(self) -> Mapping[str, Sequence[str]]:
+        """Model names per SwarmUI category (``Stable-Diffusion``, ``LoRA``, ...), if tracked."""
+        return {}
+
+    @abc.abstractmethod
+    async def init(self) -> None:
+        """Bring the backend up and set its status (``running``, or ``disabled`` when unconfigured).
+        Raise BackendInitError to have the lifecycle retry, BackendConfigError to give up."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Release everything init made (connections, processes). Must be safe to call twice,
+        and after an init that was cancelled half-way."""
+
+    async def free_memory(self, system_ram: bool) -> bool:
+        """Ask the backend to free VRAM (and system RAM too if asked); True if it did."""
+        return False
+
+    def extra_fields(self, full_data: bool) -> JSONObject:
+        """Extra keys for this backend's ListBackends entry (SwarmUI clients ignore extras)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class BackendType(Generic[S]):
+    """A backend type, declared once: it drives ListBackendTypes, validation, and the FDS file."""
+
+    id: str
+    name: str
+    description: str
+    settings_class: type[S]
+    factory: Callable[[BackendHost[S]], Backend[S]]
+    #: Initialised concurrently (SwarmUI's CanLoadFast); others go one at a time through a queue.
+    fast_load: bool = True
+    #: Shown without "Show Advanced" in the web UI.
+    standard: bool = False
+    #: A text-to-image backend: its ListBackends entry carries can_load_models and current_model.
+    t2i: bool = True
+
+    @property
+    def schema(self) -> Schema[S]:
+        return schema_of(self.settings_class)
+
+    def describe(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "settings": self.schema.describe(),
+            "is_standard": self.standard,
+        }
+
+
+class TypeCatalog:
+    """The registered backend types, in registration order (the order ListBackendTypes shows)."""
+
+    def __init__(self, types: Sequence[BackendType[Any]] = ()) -> None:
+        self._types: dict[str, BackendType[Any]] = {}
+        for backend_type in types:
+            self.register(backend_type)
+
+    def register(self, backend_type: BackendType[Any]) -> None:
+        if backend_type.id in self._types:
+            raise ValueError(f"Backend type '{backend_type.id}' is already registered.")
+        self._types[backend_type.id] = backend_type
+
+    def get(self, type_id: str) -> BackendType[Any] | None:
+        return self._types.get(type_id)
+
+    def __iter__(self) -> Any:
+        return iter(self._types.values())
+
+    def __len__(self) -> int:
+        return len(self._types)

@@ -1,0 +1,10 @@
+"""The backend types swarmkeeper ships, in SwarmUI's registration order (the order
+ListBackendTypes shows). They register exactly as a plug-in's types would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmkeeper.backends.base import BackendType
+
+BUILTIN_TYPES: list[BackendType[Any]] = []

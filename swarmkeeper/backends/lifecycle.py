@@ -1,0 +1,149 @@
+"""Bringing backends up and down: the init queue, retries, and the three kinds of shutdown.
+
+SwarmUI's rules (reference §4.3 to §4.5): fast-load types initialise concurrently, the others
+one at a time through a FIFO queue; a failed init is retried up to ``MaxBackendInitAttempts``
+times, 1 s apart, through the sequential queue; a clean shutdown waits while the backend is
+saturated. Unlike SwarmUI, an init in progress is cancelled when the backend is shut down (an
+edit, a toggle, a delete), so a backend stuck loading can always be recovered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.backends.registry import BackendRegistry
+from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.exceptions import BackendConfigError, BackendError
+
+log = logging.getLogger("swarmkeeper.lifecycle")
+
+
+@dataclass(frozen=True)
+class InitPolicy:
+    """How hard init tries. Names are the Settings.fds ones users see."""
+
+    max_init_attempts: int = 3  # Backends.MaxBackendInitAttempts: retries after the first try
+    all_fast: bool = False  # Backends.AllBackendsLoadFast: no sequential queue at all
+    retry_delay: float = 1.0  # seconds between a failure and the retry
+    program_shutdown_wait: float = 5.0  # seconds a saturated backend may delay program shutdown
+
+
+def describe_error(error: BaseException) -> str:
+    """A failure as a status reason: our own errors carry readable text already."""
+    if isinstance(error, BackendError) and str(error):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class Lifecycle:
+    def __init__(self, registry: BackendRegistry, policy: InitPolicy) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.stopping = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[BackendRecord, int]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._drain_queue(), name="backend-init-queue")
+
+    # --- init ---
+
+    def schedule_init(self, record: BackendRecord, *, sequential: bool = False) -> None:
+        """Set ``waiting`` and start an init: at once for fast types, else through the queue."""
+        record.init_generation += 1
+        record.set_status(BackendStatus.WAITING, "Waiting to load...")
+        if (record.type.fast_load or self.policy.all_fast) and not sequential:
+            self._start_task(record)
+        else:
+            self._queue.put_nowait((record, record.init_generation))
+
+    def _start_task(self, record: BackendRecord) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._attempt(record, record.init_generation), name=f"init-{record.id}")
+        record.init_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain_queue(self) -> None:
+        """The sequential init queue: one backend at a time, each awaited to the end."""
+        while True:
+            record, generation = await self._queue.get()
+            if record.removed or generation != record.init_generation or self.stopping.is_set():
+                continue
+            task = self._start_task(record)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    async def _attempt(self, record: BackendRecord, generation: int) -> None:
+        if not record.enabled:
+            record.set_status(BackendStatus.DISABLED, "Disabled by the user.")
+            return
+        record.init_attempts += 1
+        try:
+            await record.backend.init()
+        except asyncio.CancelledError:
+            raise
+        except BackendConfigError as error:
+            record.set_status(BackendStatus.ERRORED, describe_error(error))
+        except Exception as error:  # any failure of backend code becomes a reason, never a crash
+            log.debug("Init of backend %s failed", record.id, exc_info=True)
+            await self._failed(record, generation, describe_error(error))
+
+    async def _failed(self, record: BackendRecord, generation: int, reason: str) -> None:
+        attempts, allowed = record.init_attempts, self.policy.max_init_attempts + 1
+        if record.init_attempts <= self.policy.max_init_attempts:
+            log.error("Error while initializing backend #%s - will retry: %s", record.id, reason)
+            record.set_status(BackendStatus.WAITING, f"Load failed, will retry ({attempts}/{allowed}): {reason}")
+            await asyncio.sleep(self.policy.retry_delay)
+            if generation == record.init_generation and not record.removed:
+                record.init_generation += 1
+                self._queue.put_nowait((record, record.init_generation))
+        else:
+            log.error("Final error (%s) while initializing backend #%s, giving up: %s", attempts, record.id, reason)
+            record.set_status(BackendStatus.ERRORED, f"{reason} (gave up after {attempts} attempts)")
+
+    # --- shutdown ---
+
+    async def hard_shutdown(self, record: BackendRecord) -> None:
+        """Stop now: cancel an init in progress, then the type's own shutdown."""
+        record.init_generation += 1
+        task, record.init_task = record.init_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        record.backend.current_model = None
+        try:
+            await record.backend.shutdown()
+        except Exception:
+            log.exception("Backend #%s failed to shut down cleanly", record.id)
+        record.set_status(BackendStatus.DISABLED, "Shut down.")
+
+    async def clean_shutdown(self, record: BackendRecord) -> None:
+        """Reserve the backend, wait while it is saturated, then stop it."""
+        record.shutdown_reserved = True
+        try:
+            await self.registry.wait_unsaturated(record, self.stopping)
+            await self.hard_shutdown(record)
+        finally:
+            record.shutdown_reserved = False
+
+    async def shutdown_all(self) -> None:
+        """Program shutdown: every backend in parallel, each waiting up to a few seconds for
+        its running generations."""
+        self.stopping.set()
+        if self._worker is not None:
+            self._worker.cancel()
+        await asyncio.gather(*(self._stop_at_exit(record) for record in self.registry.all()))
+
+    async def _stop_at_exit(self, record: BackendRecord) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.policy.program_shutdown_wait):
+                await self.registry.wait_unsaturated(record)
+        await self.hard_shutdown(record)

@@ -1,0 +1,56 @@
+"""Backends.fds on disk: reading it, and writing it atomically (files.py). Knows the file, not
+the registry. The file holds secrets in clear text (as SwarmUI's does), so it is mode 0600.
+
+Saves are group-committed: callers that ask while a write is under way share the next write,
+so a burst of edits costs a few writes, and every caller returns only once its change is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from swarmkeeper import fds
+from swarmkeeper.files import read_text, sidecar, write_atomic
+
+log = logging.getLogger("swarmkeeper.store")
+
+
+class BackendStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = asyncio.Lock()
+        self._wanted = 0  # saves asked for
+        self._done = 0  # saves whose snapshot is on disk
+
+    def load(self) -> fds.Section:
+        """The file's root section (empty when there is no file). A file that does not parse is
+        moved aside (never overwritten) and an empty registry starts, with an error logged."""
+        text = read_text(self.path)
+        if text is None:
+            return fds.Section()
+        try:
+            return fds.loads(text)
+        except fds.FDSError as error:
+            aside = sidecar(self.path, f".unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.path, aside)
+            log.error("Backends file %s could not be read (%s); it was moved to %s and no backends "
+                      "were loaded", self.path, error, aside)
+            return fds.Section()
+
+    async def save(self, render: Callable[[], fds.Section]) -> None:
+        """Write the registry as ``render()`` gives it, at the latest moment, sharing the write
+        with any other caller that arrives while one is under way."""
+        self._wanted += 1
+        ticket = self._wanted
+        async with self._lock:
+            if self._done >= ticket:
+                return
+            covered = self._wanted
+            text = fds.dumps(render())
+            await asyncio.to_thread(write_atomic, self.path, text)
+            self._done = covered

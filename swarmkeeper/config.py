@@ -1,0 +1,136 @@
+"""Server configuration: the command-line flags, and the server settings in Settings.fds.
+
+Settings.fds is SwarmUI's server settings file. swarmkeeper reads the sections it uses
+(``Backends``, ``Network``) with SwarmUI's names and defaults, leaves every other section of a
+copied SwarmUI file alone, and writes a commented file of its own when there is none.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarmkeeper import fds
+from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
+from swarmkeeper.files import read_text, write_atomic
+
+log = logging.getLogger("swarmkeeper.config")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What the command line chose (SwarmUI's flag names)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7801
+    data_dir: Path = Path("Data")
+    backends_file: Path | None = None
+    settings_file: Path | None = None
+    lock_settings: bool = False
+    loglevel: str = "Info"
+    user_id: str = "local"
+    #: Modules whose BACKEND_TYPES are registered after the built-in types (plug-ins).
+    backend_type_modules: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backends_path(self) -> Path:
+        return self.backends_file or self.data_dir / "Backends.fds"
+
+    @property
+    def settings_path(self) -> Path:
+        return self.settings_file or self.data_dir / "Settings.fds"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "swarmkeeper.db"
+
+
+@dataclass(frozen=True)
+class BackendsSettings:
+    MaxBackendInitAttempts: int = integer(3, "How many times to retry initializing a backend before giving up. "
+                                             "Default is 3.")
+    MaxTimeoutMinutes: int = integer(
+        120, "Safety check, the maximum duration all requests can be waiting for a backend before the system "
+             "declares a backend handling failure.")
+    PerRequestTimeoutMinutes: int = integer(
+        10080, "The maximum duration an individual request can be waiting on a backend to be available before "
+               "giving up.\nDefaults to 60 * 24 * 7 = 1 week (ultra-long max queue duration).")
+    MaxRequestsForcedOrder: int = integer(
+        20, "The maximum number of pending requests to continue forcing orderly processing of.")
+    UnrestrictedMaxT2iSimultaneous: bool = boolean(
+        False, "If true, max t2i simultaneous value is not limited by backend count.")
+    ClearVRAMAfterMinutes: float = decimal(
+        10, "How many minutes to wait after the last generation before automatically freeing up VRAM.\n"
+            "Defaults to 10 minutes.\nSet to -1 to disable.")
+    ClearSystemRAMAfterMinutes: float = decimal(
+        60, "How many minutes to wait after the last generation before automatically freeing up system RAM.\n"
+            "Defaults to 60 minutes (one hour).\nSet to -1 to disable.")
+    AlwaysRefreshOnLoad: bool = boolean(True, "If true, any time you load the UI, trigger a server refresh.")
+    ModelLoadOrderPreference: str = dropdown(
+        "last_used", "Preference for order of backend selection when loading a new model.\n"
+                     "Defaults to Last Used.", [("last_used", "Last Used"), ("first_free", "First Free")])
+    AllBackendsLoadFast: bool = boolean(
+        False, "If true, every backend initializes at once instead of self-starting ones one at a time.")
+    ForceRestartOnTimeout: bool = boolean(
+        False, "If true, when no backend has answered for MaxTimeoutMinutes, restart every backend instead of "
+               "failing the waiting requests.")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    BackendStartingPort: int = integer(
+        7820, "Backends are automatically assigned unique ports. This value selects which port number to start "
+              "the assignment from.\nDefault is '7820'.")
+    BackendPortRandomize: bool = boolean(
+        False, "If enabled, backend starting port will be randomly offset at each restart.")
+    AuthBypassIPs: str = text(
+        "127.0.0.1,::1,::ffff:127.0.0.1", "Any IPs that can bypass network-authorization requirements, as a "
+                                          "comma-separated list.")
+    RequiredAuthorization: str = text(
+        "", "If set, every request must carry an 'Authorization' header equal to this value.", secret=True)
+    MaxNetworkRequestMegabytes: int = integer(
+        200, "Maximum size, in megabytes, of a request body the server accepts.")
+
+
+SECTIONS: dict[str, tuple[type, str]] = {
+    "Network": (NetworkSettings, "Settings related to networking and the webserver."),
+    "Backends": (BackendsSettings, "Settings related to backends."),
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    backends: BackendsSettings = field(default_factory=BackendsSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+
+    @classmethod
+    def load(cls, path: Path) -> ServerSettings:
+        """Read Settings.fds, or write a default one when there is none."""
+        raw = read_text(path)
+        if raw is None:
+            settings = cls()
+            write_atomic(path, fds.dumps(settings.to_fds()))
+            return settings
+        try:
+            root = fds.loads(raw)
+        except fds.FDSError as error:
+            log.error("Settings file %s could not be read (%s); using the defaults", path, error)
+            return cls()
+        values = {}
+        for name, (settings_class, _) in SECTIONS.items():
+            section = root.get(name)
+            stored = section if isinstance(section, fds.Section) else {}
+            loaded, warnings = schema_of(settings_class).from_stored(stored)
+            for warning in warnings:
+                log.warning("Settings.fds %s: %s", name, warning)
+            values[name.lower()] = loaded
+        return cls(**values)
+
+    def to_fds(self) -> fds.Section:
+        root = fds.Section()
+        for name, (settings_class, comment) in SECTIONS.items():
+            root.set(name, schema_of(settings_class).to_fds(getattr(self, name.lower())), comments=[comment])
+        return root

@@ -1,0 +1,77 @@
+"""The SQLite database in the data folder: one connection, so one writer.
+
+aiosqlite runs every statement on the connection's own thread, in order, so writes never race.
+The schema grows by appending to MIGRATIONS (never edit one that has shipped); ``PRAGMA
+user_version`` records how many have run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        last_used REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_id);
+    """,
+]
+
+
+class Database:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        connection = await aiosqlite.connect(path)
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        database = cls(connection)
+        await database._migrate()
+        return database
+
+    async def _migrate(self) -> None:
+        async with self.connection.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = row[0] if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self.connection.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement and commit; returns the number of rows changed."""
+        cursor = await self.connection.execute(sql, params)
+        await self.connection.commit()
+        return cursor.rowcount
+
+    async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Several statements in one transaction: all or nothing."""
+        try:
+            for sql, params in statements:
+                await self.connection.execute(sql, params)
+            await self.connection.commit()
+        except BaseException:
+            await self.connection.rollback()
+            raise
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.connection.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.connection.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def close(self) -> None:
+        await self.connection.close()

@@ -1,0 +1,68 @@
+"""How SwarmUI, a .NET program, turns JSON values into text and parses them back.
+
+SwarmUI binds every API parameter by rendering the JSON value as text and parsing that text with
+.NET's rules; its settings loader is just as lenient. Clients depend on the quirks (the web UI
+sends numbers as strings, `" 5"` is a valid Int32, `1` is not a valid Boolean), so they are
+reproduced here, in one place, as pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+_WHITE = "\t\n\v\f\r "
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INT_RANGES = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
+
+
+def to_text(value: Any) -> str:
+    """Render a decoded JSON value as .NET's ``JToken.ToString()`` would."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        return format_double(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def format_double(value: float) -> str:
+    """A double as .NET's shortest round-trip text: ``5.0`` is ``5``, ``1e20`` is ``1E+20``."""
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value).upper().replace("INF", "Infinity").replace("NAN", "NaN")
+
+
+def parse_int(text: str, bits: int = 32) -> int | None:
+    """``Int32.Parse``/``Int64.Parse``: optional surrounding white space and sign, digits only."""
+    stripped = text.strip(_WHITE)
+    if not _INTEGER.fullmatch(stripped):
+        return None
+    number = int(stripped)
+    low, high = _INT_RANGES[bits]
+    return number if low <= number <= high else None
+
+
+def parse_bool(text: str) -> bool | None:
+    """``Boolean.Parse``: ``true`` or ``false`` in any letter case, surrounding white space allowed."""
+    lowered = text.strip(_WHITE + "\0").lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    return None
+
+
+def parse_float(text: str) -> float | None:
+    """``Double.Parse`` for ordinary decimal text (no NaN or infinities, which no setting wants)."""
+    stripped = text.strip(_WHITE)
+    if not _FLOAT.fullmatch(stripped):
+        return None
+    number = float(stripped)
+    return number if math.isfinite(number) else None

@@ -1,0 +1,120 @@
+"""Logging in SwarmUI's shape (``HH:MM:SS.mmm [Level] message``), and recent lines kept per
+identifier so they can be read back through the API: ``Server`` for everything, and
+``backend-<id>`` for what one backend (and its process) said, the name SwarmUI's web UI looks for.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+VERBOSE = 5
+INIT = 25
+logging.addLevelName(VERBOSE, "Verbose")
+logging.addLevelName(INIT, "Init")
+
+#: SwarmUI's level names, as --loglevel takes them.
+LEVELS: dict[str, int] = {
+    "verbose": VERBOSE, "debug": logging.DEBUG, "info": logging.INFO, "init": INIT,
+    "warning": logging.WARNING, "error": logging.ERROR, "none": logging.CRITICAL + 10,
+}
+_NAMES = {VERBOSE: "Verbose", logging.DEBUG: "Debug", logging.INFO: "Info", INIT: "Init",
+          logging.WARNING: "Warning", logging.ERROR: "Error", logging.CRITICAL: "Error"}
+BACKEND_LOGGER_PREFIX = "swarmkeeper.backend."
+
+
+def level_name(levelno: int) -> str:
+    return _NAMES.get(levelno, logging.getLevelName(levelno))
+
+
+def parse_level(name: str) -> int:
+    try:
+        return LEVELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"Unknown log level '{name}': use one of {', '.join(n.title() for n in LEVELS)}") from None
+
+
+class SwarmFormatter(logging.Formatter):
+    """``12:34:56.789 [Info] message``, as SwarmUI prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        text = f"{stamp}.{int(record.msecs):03d} [{level_name(record.levelno)}] {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+@dataclass(frozen=True)
+class LogLine:
+    sequence: int
+    time: float
+    level: str
+    message: str
+
+
+class LogStore:
+    """The last ``size`` lines of each identifier, in memory."""
+
+    def __init__(self, size: int = 2000) -> None:
+        self.size = size
+        self._lines: dict[str, collections.deque[LogLine]] = {}
+        self._sequence = itertools.count(1)
+
+    def append(self, identifier: str, level: str, message: str, when: float | None = None) -> LogLine:
+        line = LogLine(next(self._sequence), when if when is not None else time.time(), level, message)
+        buffer = self._lines.get(identifier)
+        if buffer is None:
+            buffer = self._lines[identifier] = collections.deque(maxlen=self.size)
+        buffer.append(line)
+        return line
+
+    def identifiers(self) -> list[str]:
+        return sorted(self._lines)
+
+    def recent(self, identifier: str, after: int = 0, limit: int | None = None) -> list[LogLine]:
+        lines = [line for line in self._lines.get(identifier, ()) if line.sequence > after]
+        return lines[-limit:] if limit else lines
+
+
+def identifier_for(logger_name: str) -> str | None:
+    """``swarmkeeper.backend.3`` (and its children) log under ``backend-3``."""
+    if not logger_name.startswith(BACKEND_LOGGER_PREFIX):
+        return None
+    return "backend-" + logger_name[len(BACKEND_LOGGER_PREFIX):].split(".", 1)[0]
+
+
+class LogStoreHandler(logging.Handler):
+    def __init__(self, store: LogStore) -> None:
+        super().__init__(level=VERBOSE)
+        self.store = store
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            level = level_name(record.levelno)
+            identifier = identifier_for(record.name)
+            if identifier is not None:
+                self.store.append(identifier, level, message, record.created)
+            if record.levelno >= logging.INFO or identifier is None:
+                self.store.append("Server", level, message, record.created)
+        except Exception:  # a log handler must never raise into the code that logged
+            self.handleError(record)
+
+
+def setup_logging(level: int, store: LogStore) -> None:
+    """Console at ``level``; the store keeps every line (backends' debug output included)."""
+    root = logging.getLogger("swarmkeeper")
+    root.setLevel(VERBOSE)
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stdout)
+    console.setLevel(level)
+    console.setFormatter(SwarmFormatter())
+    root.addHandler(console)
+    root.addHandler(LogStoreHandler(store))

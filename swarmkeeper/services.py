@@ -1,0 +1,39 @@
+"""Everything a running server is made of, built by app.py and handed to every route."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmkeeper.api.routes import RouteTable
+from swarmkeeper.api.sessions import SessionStore
+from swarmkeeper.api.users import UserSource
+from swarmkeeper.backends.base import TypeCatalog
+from swarmkeeper.backends.manager import BackendManager
+from swarmkeeper.backends.registry import BackendRegistry
+from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.db import Database
+from swarmkeeper.events import EventHub
+from swarmkeeper.logs import LogStore
+
+
+@dataclass
+class Services:
+    config: ServerConfig
+    settings: ServerSettings
+    db: Database
+    sessions: SessionStore
+    users: UserSource
+    types: TypeCatalog
+    registry: BackendRegistry
+    manager: BackendManager
+    events: EventHub
+    logs: LogStore
+    routes: RouteTable
+    #: A per-process id, for loop prevention when servers chain to each other.
+    server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.time)
+    #: Parts added by later features (scheduler, accounts, metrics), by name.
+    extra: dict[str, Any] = field(default_factory=dict)

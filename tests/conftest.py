@@ -1,0 +1,29 @@
+"""Fixtures shared by every test module; each names the variant of server it builds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import APIClient, in_process, test_config
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "Data"
+
+
+@pytest.fixture
+async def app_client(data_dir: Path) -> AsyncIterator[APIClient]:
+    """An in-process server with the dummy backend types, account-less, settings unlocked."""
+    async with in_process(test_config(data_dir)) as client:
+        yield client
+
+
+@pytest.fixture
+async def app_client_locked(data_dir: Path) -> AsyncIterator[APIClient]:
+    """As app_client, started with --lock_settings."""
+    async with in_process(test_config(data_dir, lock_settings=True)) as client:
+        yield client
