@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from swarmkeeper.api import backend_routes, basic_routes
+from swarmkeeper.api import backend_routes, basic_routes, log_routes
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.transport import api_http, api_websocket, no_get_api
@@ -36,7 +36,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def api_routes() -> RouteTable:
     table = RouteTable()
-    for module in (basic_routes, backend_routes):
+    for module in (basic_routes, backend_routes, log_routes):
         table.include(module.routes)
     return table
 

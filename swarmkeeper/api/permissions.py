@@ -37,6 +37,7 @@ class PermissionFlag:
 
 BACKENDS_ADMIN = PermissionGroup("Backends Admin", "Permissions for managing backends.")
 CONTROL = PermissionGroup("Control", "Control over common server functionality.")
+ADMIN = PermissionGroup("Admin", "Administrative permissions for the server.")
 FUNDAMENTAL = PermissionGroup("Fundamental", "Fundamental permissions to access the basic server functionality.")
 
 VIEW_BACKENDS_LIST = PermissionFlag(
@@ -59,6 +60,9 @@ FUNDAMENTAL_GENERATE_TAB_ACCESS = PermissionFlag(
     "fundamental_generate_tab_access", "Fundamental Generate Tab Access",
     "Allows the user to access the basic server status and the generate tab.", Level.GUEST, FUNDAMENTAL)
 
+VIEW_LOGS = PermissionFlag(
+    "view_logs", "View Logs", "Allows the user to view the server's logs, backends' included.", Level.ADMINS, ADMIN)
+
 #: Routes anyone may call before they have a session (GetNewSession, Login): the route checks
 #: for itself whether the caller may proceed.
 PUBLIC = PermissionFlag(
@@ -66,7 +70,7 @@ PUBLIC = PermissionFlag(
 
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
-    CONTROL_MEM_CLEAN, FUNDAMENTAL_GENERATE_TAB_ACCESS,
+    CONTROL_MEM_CLEAN, FUNDAMENTAL_GENERATE_TAB_ACCESS, VIEW_LOGS,
 )
 
 #: Built-in roles and the lowest default level each one reaches.
