@@ -26,6 +26,7 @@ from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
+from swarmkeeper.features import Feature
 from swarmkeeper.logs import LogStore
 from swarmkeeper.net import port_in_use
 from swarmkeeper.services import Services
@@ -34,10 +35,15 @@ log = logging.getLogger("swarmkeeper")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def api_routes() -> RouteTable:
+#: The core's own routes, then each feature's, in this order.
+CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
+FEATURES: list[Feature] = []
+
+
+def api_routes(features: list[Feature]) -> RouteTable:
     table = RouteTable()
-    for module in (basic_routes, backend_routes, log_routes):
-        table.include(module.routes)
+    for routes in (*CORE_ROUTES, *(feature.routes for feature in features)):
+        table.include(routes)
     return table
 
 
@@ -59,7 +65,9 @@ def port_counter(settings: ServerSettings) -> PortCounter:
     return PortCounter(last=start, in_use=port_in_use)
 
 
-async def start_services(config: ServerConfig, logs: LogStore | None = None) -> Services:
+async def start_services(config: ServerConfig, logs: LogStore | None = None,
+                         features: list[Feature] | None = None) -> Services:
+    features = FEATURES if features is None else features
     config.data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings.load(config.settings_path)
     db = await Database.open(config.db_path)
@@ -72,7 +80,7 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None) -> 
     services = Services(
         config=config, settings=settings, db=db, sessions=sessions, users=LocalOwner(config.user_id),
         types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
-        events=events, logs=logs or LogStore(), routes=api_routes())
+        events=events, logs=logs or LogStore(), routes=api_routes(features))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
                                        ports=port_counter(settings))
     services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
@@ -80,35 +88,47 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None) -> 
                                       events=events)
     lifecycle.start()
     services.manager.load()
+    for feature in features:
+        if feature.start is not None:
+            await feature.start(services)
     log.info("swarmkeeper is ready: %s backends, data in %s", len(registry), config.data_dir)
     return services
 
 
-async def stop_services(services: Services) -> None:
+async def stop_services(services: Services, features: list[Feature] | None = None) -> None:
+    for feature in reversed(FEATURES if features is None else features):
+        if feature.stop is not None:
+            await feature.stop(services)
     log.info("Shutting down: stopping every backend")
     await services.manager.shutdown()
     await services.db.close()
     log.info("Shutdown complete")
 
 
-def http_routes() -> list[BaseRoute]:
-    return [
+def http_routes(features: list[Feature]) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
         Route("/API/{route:path}", api_http, methods=ALL_METHODS),
         Route("/api/{route:path}", api_http, methods=ALL_METHODS),
         WebSocketRoute("/API/{route:path}", api_websocket),
         WebSocketRoute("/api/{route:path}", api_websocket),
         Route("/Error/NoGetAPI", no_get_api),
     ]
+    for feature in features:
+        routes += feature.http_routes()
+    return routes
 
 
-def create_app(config: ServerConfig, logs: LogStore | None = None) -> Starlette:
+def create_app(config: ServerConfig, logs: LogStore | None = None, features: list[Feature] | None = None) -> Starlette:
+    chosen = FEATURES if features is None else features
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(config, logs)
+        services = await start_services(config, logs, chosen)
         app.state.services = services
         try:
             yield
         finally:
-            await stop_services(services)
+            await stop_services(services, chosen)
 
-    return Starlette(routes=http_routes(), lifespan=lifespan)
+    middleware = [item for feature in chosen for item in feature.middleware()]
+    return Starlette(routes=http_routes(chosen), middleware=middleware, lifespan=lifespan)
