@@ -42,7 +42,7 @@ def format_double(value: float) -> str:
 def parse_int(text: str, bits: int = 32) -> int | None:
     """``Int32.Parse``/``Int64.Parse``: optional surrounding white space and sign, digits only."""
     stripped = text.strip(_WHITE)
-    if not _INTEGER.fullmatch(stripped):
+    if len(stripped) > 24 or not _INTEGER.fullmatch(stripped):
         return None
     number = int(stripped)
     low, high = _INT_RANGES[bits]
@@ -62,7 +62,7 @@ def parse_bool(text: str) -> bool | None:
 def parse_float(text: str) -> float | None:
     """``Double.Parse`` for ordinary decimal text (no NaN or infinities, which no setting wants)."""
     stripped = text.strip(_WHITE)
-    if not _FLOAT.fullmatch(stripped):
+    if len(stripped) > 400 or not _FLOAT.fullmatch(stripped):
         return None
     number = float(stripped)
     return number if math.isfinite(number) else None

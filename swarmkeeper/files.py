@@ -45,10 +45,10 @@ def fsync_dir(folder: Path) -> None:
 
 
 def read_text(path: Path) -> str | None:
-    """The file's text, or its ``~2`` when a write was cut off between renames; None if neither."""
-    for candidate in (path, sidecar(path, "~2")):
-        if candidate.is_file():
-            if candidate != path:
-                log.warning("File %s is missing; recovering it from %s", path, candidate)
-            return candidate.read_text(encoding="utf-8")
-    return None
+    """The file's text; when a write was cut off between the renames, the ``~2`` is first put
+    back in its place. None if there is neither."""
+    previous = sidecar(path, "~2")
+    if not path.is_file() and previous.is_file():
+        log.warning("File %s is missing; recovering it from %s", path, previous)
+        os.replace(previous, path)
+    return path.read_text(encoding="utf-8") if path.is_file() else None

@@ -84,6 +84,9 @@ def test_config(data_dir: Path, **overrides: Any) -> ServerConfig:
     return ServerConfig(**options)
 
 
+test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @contextlib.asynccontextmanager
 async def in_process(config: ServerConfig) -> AsyncIterator[APIClient]:
     """The app through ASGI, its lifespan run as a server would run it."""
