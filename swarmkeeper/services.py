@@ -10,6 +10,7 @@ from typing import Any
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.users import UserSource
+from swarmkeeper.api.views import ListingCache
 from swarmkeeper.backends.base import TypeCatalog
 from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry
@@ -35,5 +36,6 @@ class Services:
     #: A per-process id, for loop prevention when servers chain to each other.
     server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
+    listing: ListingCache = field(default_factory=ListingCache)
     #: Parts added by later features (scheduler, accounts, metrics), by name.
     extra: dict[str, Any] = field(default_factory=dict)

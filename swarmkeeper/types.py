@@ -15,3 +15,7 @@ SettingValue: TypeAlias = str | int | float | bool
 
 #: The string SwarmUI shows in place of a secret setting's value (a TAB, then `<secret>`).
 SECRET_PLACEHOLDER = "\t<secret>"
+
+
+class RawJSON(bytes):
+    """An answer already serialised (the ListBackends fast path); sent as it is."""

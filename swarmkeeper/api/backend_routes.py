@@ -16,7 +16,7 @@ from swarmkeeper.api.permissions import (
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
 from swarmkeeper.api.views import backend_json
 from swarmkeeper.exceptions import APIError
-from swarmkeeper.types import JSONObject
+from swarmkeeper.types import JSONObject, RawJSON
 
 log = logging.getLogger("swarmkeeper.api")
 routes = RouteTable()
@@ -52,10 +52,9 @@ async def list_backends(
     nonreal: Annotated[bool, "If true, include 'non-real' backends (ones that were spawned temporarily or "
                              "internally)."] = False,
     full_data: Annotated[bool, "If true, include 'full data' (current_model) for each backend."] = False,
-) -> JSONObject:
+) -> RawJSON:
     """Returns a list of currently registered backends, keyed by id, in ascending id order."""
-    return {str(record.id): backend_json(record, full_data=full_data)
-            for record in call.services.registry.all() if nonreal or record.real}
+    return call.services.listing.render(call.services.registry.all(), nonreal=nonreal, full_data=full_data)
 
 
 @routes.route("AddNewBackend", flag=ADD_REMOVE_BACKENDS, returns="{" + BACKEND_EXAMPLE + "}")

@@ -14,6 +14,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,7 +24,7 @@ from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Route
 from swarmkeeper.api.users import ANONYMOUS, User
 from swarmkeeper.exceptions import APIError, InvalidSession, TransportError
-from swarmkeeper.types import JSONObject
+from swarmkeeper.types import JSONObject, RawJSON
 
 if TYPE_CHECKING:
     from swarmkeeper.services import Services
@@ -35,10 +36,15 @@ INTERNAL_ERROR = TransportError("internal_error", "An internal error occurred")
 
 
 class SwarmJSONResponse(JSONResponse):
-    """Compact JSON, never cached."""
+    """Compact JSON (orjson), never cached; an answer already serialised is sent as it is."""
 
     def __init__(self, content: Any, status_code: int = 200) -> None:
         super().__init__(content, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, RawJSON):
+            return bytes(content)
+        return orjson.dumps(content)
 
 
 def error_body(error: TransportError) -> JSONObject:
@@ -95,7 +101,7 @@ async def resolve_user(services: Services, route: Route | None, body: JSONObject
 
 
 async def dispatch(services: Services, name: str, body: JSONObject, connection: HTTPConnection, *,
-                   websocket: WebSocket | None = None) -> JSONObject:
+                   websocket: WebSocket | None = None) -> JSONObject | RawJSON:
     """Run one API call after the transport checks; raises TransportError or APIError."""
     route = services.routes.get(name) if "/" not in name else None
     user, session = await resolve_user(services, route, body, connection)
@@ -146,7 +152,7 @@ async def api_websocket(websocket: WebSocket) -> None:
         async with asyncio.timeout(WEBSOCKET_TIMEOUT):
             message = await websocket.receive_text()
         result = await dispatch(services, name, parse_body(message), websocket, websocket=websocket)
-        await websocket.send_json(result)
+        await websocket.send_text((bytes(result) if isinstance(result, RawJSON) else orjson.dumps(result)).decode())
     except (WebSocketDisconnect, TimeoutError):
         return
     except APIError as error:

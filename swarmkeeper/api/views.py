@@ -5,17 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+import orjson
+
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.timefmt import time_since
-from swarmkeeper.types import JSONObject
+from swarmkeeper.types import JSONObject, RawJSON
 
 
 def backend_json(record: BackendRecord, *, full_data: bool = False, now: float | None = None) -> JSONObject:
     """One backend, keys in SwarmUI's order, then swarmkeeper's extra fields."""
+    return {**_head(record), **_time_fields(record, now), **_tail(record, full_data)}
+
+
+def _head(record: BackendRecord) -> JSONObject:
     backend = record.backend
-    elapsed = None if record.last_used is None else (now or time.monotonic()) - record.last_used
-    data: JSONObject = {
+    return {
         "type": record.type.id,
         "status": str(record.status),
         "id": record.id,
@@ -25,9 +30,17 @@ def backend_json(record: BackendRecord, *, full_data: bool = False, now: float |
         "enabled": record.enabled,
         "title": record.title,
         "max_usages": backend.max_usages,
-        "seconds_since_used": 0 if elapsed is None else int(elapsed),
-        "time_since_used": time_since(elapsed),
     }
+
+
+def _time_fields(record: BackendRecord, now: float | None) -> JSONObject:
+    elapsed = None if record.last_used is None else (now or time.monotonic()) - record.last_used
+    return {"seconds_since_used": 0 if elapsed is None else int(elapsed), "time_since_used": time_since(elapsed)}
+
+
+def _tail(record: BackendRecord, full_data: bool) -> JSONObject:
+    backend = record.backend
+    data: JSONObject = {}
     if record.type.t2i:
         data["can_load_models"] = backend.can_load_models
         if full_data:
@@ -39,6 +52,43 @@ def backend_json(record: BackendRecord, *, full_data: bool = False, now: float |
         data["parent_id"] = record.parent.id
     data.update(backend.extra_fields(full_data))
     return data
+
+
+_NEVER_USED = b'"seconds_since_used":0,"time_since_used":"Never"'
+
+
+class ListingCache:
+    """ListBackends, serialised, with each backend's entry rebuilt only when that backend changed
+    (``record.version``); only the time-since-used text is computed per request."""
+
+    def __init__(self) -> None:
+        self._fragments: dict[tuple[int, bool], tuple[int, int, bytes, bytes]] = {}
+
+    def render(self, records: Iterable[BackendRecord], *, nonreal: bool, full_data: bool) -> RawJSON:
+        now = time.monotonic()
+        parts: list[bytes] = []
+        seen: set[tuple[int, bool]] = set()
+        for record in records:
+            if not (nonreal or record.real):
+                continue
+            key = (id(record), full_data)
+            seen.add(key)
+            head, tail = self._fragment(key, record, full_data)
+            middle = _NEVER_USED if record.last_used is None else orjson.dumps(_time_fields(record, now))[1:-1]
+            parts.append(b'"%d":{%s,%s,%s}' % (record.id, head, middle, tail))
+        for stale in self._fragments.keys() - seen:
+            if stale[1] == full_data:
+                del self._fragments[stale]
+        return RawJSON(b"{" + b",".join(parts) + b"}")
+
+    def _fragment(self, key: tuple[int, bool], record: BackendRecord, full_data: bool) -> tuple[bytes, bytes]:
+        cached = self._fragments.get(key)
+        if cached is not None and cached[0] == record.version and cached[1] == record.id:
+            return cached[2], cached[3]
+        head = orjson.dumps(_head(record))[1:-1]
+        tail = orjson.dumps(_tail(record, full_data))[1:-1]
+        self._fragments[key] = (record.version, record.id, head, tail)
+        return head, tail
 
 
 _LOADING = (BackendStatus.WAITING, BackendStatus.LOADING)

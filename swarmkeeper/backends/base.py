@@ -65,6 +65,8 @@ class BackendHost(Protocol[S]):
 
     def set_status(self, status: BackendStatus, reason: str = "") -> None: ...
 
+    def changed(self) -> None: ...
+
     def spawn_child(self, type_id: str, settings: Any, title: str) -> BackendRecord: ...
 
     async def remove_child(self, child: BackendRecord) -> None: ...
@@ -72,7 +74,12 @@ class BackendHost(Protocol[S]):
 
 class Backend(abc.ABC, Generic[S]):
     """One backend instance. Its registry entry owns status, claims and settings; this object
-    does the type's own work: bring it up, shut it down, free its memory."""
+    does the type's own work: bring it up, shut it down, free its memory.
+
+    What the API shows of a backend is cached until it changes: assigning any attribute of the
+    backend counts as a change, so replace state (``self.models = {...}``) rather than mutating
+    it in place, or call ``self.host.changed()`` after an in-place change.
+    """
 
     #: Simultaneous generations it accepts; 0 means it never takes work.
     max_usages: int = 1
@@ -83,6 +90,12 @@ class Backend(abc.ABC, Generic[S]):
 
     def __init__(self, host: BackendHost[S]) -> None:
         self.host = host
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        host = self.__dict__.get("host")
+        if host is not None:
+            host.changed()
 
     @property
     def settings(self) -> S:

@@ -65,8 +65,21 @@ class BackendRecord:
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
     init_generation: int = field(default=0, init=False)
 
+    #: Counts every change to this entry or its backend (any attribute assignment), so views of
+    #: it can be cached and rebuilt only when it changed.
+    version: int = field(default=0, init=False)
+
     def __post_init__(self) -> None:
         self.backend = self.type.factory(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name != "version":
+            object.__setattr__(self, "version", getattr(self, "version", 0) + 1)
+
+    def changed(self) -> None:
+        """Note a change the record cannot see (its backend's own state)."""
+        self.version += 1
 
     # --- BackendHost ---
 

@@ -1,0 +1,71 @@
+"""The ListBackends fast path must say exactly what backend_json says, and notice every change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from swarmkeeper.api.views import ListingCache, backend_json
+from swarmkeeper.backends.status import BackendStatus
+from tests.servers import APIClient, in_process, test_config
+
+
+def rendered(cache: ListingCache, api: APIClient, **options: bool) -> dict:
+    assert api.services is not None
+    return json.loads(cache.render(api.services.registry.all(), nonreal=options.get("nonreal", True),
+                                   full_data=options.get("full_data", False)))
+
+
+async def test_listing_equals_backend_json_key_for_key(data_dir: Path) -> None:
+    async with in_process(test_config(data_dir)) as api:
+        for _ in range(3):
+            await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        await api.ok("EditBackend", backend_id=1, title="x", settings={"Address": "a", "Token": "t"})
+        await api.wait_status(1, "running")
+        assert api.services is not None
+        registry = api.services.registry
+        record = registry.get(1)
+        assert record is not None
+        registry.claim(record)
+        for full_data in (False, True):
+            listing = rendered(ListingCache(), api, full_data=full_data)
+            expected = {str(r.id): backend_json(r, full_data=full_data) for r in registry.all()}
+            assert listing == expected
+            assert [list(entry) for entry in listing.values()] == [list(entry) for entry in expected.values()]
+
+
+async def test_cache_notices_every_kind_of_change(data_dir: Path) -> None:
+    async with in_process(test_config(data_dir)) as api:
+        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        await api.wait_status(0, "disabled")
+        assert api.services is not None
+        record = api.services.registry.get(0)
+        assert record is not None
+        cache = ListingCache()
+        rendered(cache, api)
+        record.set_status(BackendStatus.ERRORED, "boom")
+        assert rendered(cache, api)["0"]["status_reason"] == "boom"
+        record.backend.max_usages = 7  # the backend's own state
+        assert rendered(cache, api)["0"]["max_usages"] == 7
+        record.backend.current_model = "sd.safetensors"
+        assert rendered(cache, api, full_data=True)["0"]["current_model"] == "sd.safetensors"
+        api.services.registry.claim(record)
+        assert rendered(cache, api)["0"]["usages"] == 1
+        assert rendered(cache, api)["0"]["time_since_used"] == "0 seconds from now"
+        record.last_used = (record.last_used or 0) - 3
+        assert rendered(cache, api)["0"]["time_since_used"] == "3 seconds ago"
+
+
+async def test_nonreal_filter(data_dir: Path) -> None:
+    async with in_process(test_config(data_dir)) as api:
+        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        assert api.services is not None
+        parent = api.services.registry.get(0)
+        assert parent is not None
+        child = parent.spawn_child("swarmkeeper_dummy", parent.settings, "child")
+        assert child.id == -1 and not child.real
+        assert list(await api.ok("ListBackends")) == ["0"]
+        listing = await api.ok("ListBackends", nonreal=True)
+        assert list(listing) == ["-1", "0"] and listing["-1"]["parent_id"] == 0
+        await api.ok("DeleteBackend", backend_id=0)
+        assert await api.ok("ListBackends", nonreal=True) == {}
