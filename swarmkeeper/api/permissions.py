@@ -20,6 +20,15 @@ class Level(IntEnum):
     GUEST = 4
 
 
+class Safety(IntEnum):
+    """How safe a flag is to hand out (SwarmUI's PermSafetyLevel), for the permission list."""
+
+    POWERFUL = 0  # only for trusted users and admins
+    RISKY = 1  # not meant to be powerful, but open to abuse
+    UNTESTED = 2  # expected to be safe, not reviewed
+    SAFE = 3  # reviewed as safe for untrusted users
+
+
 @dataclass(frozen=True)
 class PermissionGroup:
     display_name: str
@@ -33,44 +42,82 @@ class PermissionFlag:
     description: str
     default: Level
     group: PermissionGroup
+    safety: Safety = Safety.UNTESTED
+
+    def describe(self) -> dict[str, object]:
+        """The flag as SwarmUI's AdminListPermissions shows it."""
+        return {"name": self.display_name, "description": self.description, "default": self.default.name,
+                "group": {"name": self.group.display_name, "description": self.group.description},
+                "safety_level": self.safety.name, "alt_safety_text": None}
 
 
+# Groups and flags with SwarmUI's own ids, names and texts (src/Accounts/Permissions.cs).
+ADMIN = PermissionGroup("Admin", "Permissions for server administration access.")
 BACKENDS_ADMIN = PermissionGroup("Backends Admin", "Permissions for managing backends.")
 CONTROL = PermissionGroup("Control", "Control over common server functionality.")
-ADMIN = PermissionGroup("Admin", "Administrative permissions for the server.")
-FUNDAMENTAL = PermissionGroup("Fundamental", "Fundamental permissions to access the basic server functionality.")
+USER_GROUP = PermissionGroup("User", "Permissions related to basic user access.")
+#: Kept for code that named the group of the generate-tab flag before it took SwarmUI's name.
+FUNDAMENTAL = USER_GROUP
+
+CONFIGURE_ROLES = PermissionFlag(
+    "configure_roles", "Configure Roles", "Allows access to role configuration.\nThis is basically total control, "
+    "as you can give yourself more permissions with this.", Level.NOBODY, ADMIN, Safety.POWERFUL)
+MANAGE_USERS = PermissionFlag(
+    "manage_users", "Manage Users", "Allows access to administrative user management.\nThis is basically total "
+    "control, as you can give yourself more permissions with this.", Level.NOBODY, ADMIN, Safety.POWERFUL)
+VIEW_LOGS = PermissionFlag(
+    "view_logs", "View Server Logs", "Allows the user to view server logs.", Level.ADMINS, ADMIN, Safety.SAFE)
 
 VIEW_BACKENDS_LIST = PermissionFlag(
-    "view_backends_list", "View Backends List", "Allows the user to view the list of backends.",
-    Level.POWERUSERS, BACKENDS_ADMIN)
+    "view_backends_list", "View Backends List", "Allows the user to view the list of available backends.",
+    Level.POWERUSERS, BACKENDS_ADMIN, Safety.SAFE)
 ADD_REMOVE_BACKENDS = PermissionFlag(
     "add_remove_backends", "Add/Remove Backends", "Allows the user to add or remove backends.",
-    Level.ADMINS, BACKENDS_ADMIN)
+    Level.ADMINS, BACKENDS_ADMIN, Safety.POWERFUL)
 EDIT_BACKENDS = PermissionFlag(
-    "edit_backends", "Edit Backends", "Allows the user to edit backends.", Level.ADMINS, BACKENDS_ADMIN)
+    "edit_backends", "Edit Backends", "Allows the user to edit backends.", Level.ADMINS, BACKENDS_ADMIN,
+    Safety.POWERFUL)
 RESTART_BACKENDS = PermissionFlag(
-    "restart_backends", "Restart Backends", "Allows the user to restart backends.", Level.POWERUSERS, BACKENDS_ADMIN)
+    "restart_backends", "Restart Backends", "Allows the user to restart backends.", Level.POWERUSERS, BACKENDS_ADMIN,
+    Safety.SAFE)
 TOGGLE_BACKENDS = PermissionFlag(
-    "toggle_backends", "Toggle Backends", "Allows the user to enable or disable backends.", Level.ADMINS,
-    BACKENDS_ADMIN)
+    "toggle_backends", "Toggle Backends", "Allows the user to toggle backends on or off.", Level.ADMINS,
+    BACKENDS_ADMIN, Safety.SAFE)
+
 CONTROL_MEM_CLEAN = PermissionFlag(
-    "control_mem_clean", "Control Memory Cleaning", "Allows the user to free backend memory.",
-    Level.POWERUSERS, CONTROL)
+    "control_mem_clean", "Control Memory Cleaning", "Allows this user to control memory cleaning (eg cleanup VRAM "
+    "or system RAM usage).", Level.POWERUSERS, CONTROL, Safety.SAFE)
+
 FUNDAMENTAL_GENERATE_TAB_ACCESS = PermissionFlag(
     "fundamental_generate_tab_access", "Fundamental Generate Tab Access",
-    "Allows the user to access the basic server status and the generate tab.", Level.GUEST, FUNDAMENTAL)
+    "Allows this user to access the generate tab. This is basically required to even open the UI.", Level.GUEST,
+    USER_GROUP, Safety.SAFE)
+EDIT_USER_SETTINGS = PermissionFlag(
+    "edit_user_settings", "Edit User Settings", "Allows this user to edit their own settings.", Level.USER,
+    USER_GROUP, Safety.SAFE)
+FUNDAMENTAL_FLAG = PermissionFlag(
+    "fundamental", "Fundamental", "Most basic possible permission for core functions.", Level.GUEST, USER_GROUP,
+    Safety.SAFE)
 
-VIEW_LOGS = PermissionFlag(
-    "view_logs", "View Logs", "Allows the user to view the server's logs, backends' included.", Level.ADMINS, ADMIN)
+# swarmkeeper's own flags (SwarmUI has no API keys and no audit log).
+MANAGE_API_KEYS = PermissionFlag(
+    "manage_api_keys", "Manage API Keys", "Allows this user to create, list and revoke API keys for their own "
+    "account (keys never hold more than their user does).", Level.USER, USER_GROUP, Safety.SAFE)
+VIEW_AUDIT_LOG = PermissionFlag(
+    "view_audit_log", "View Audit Log", "Allows the user to read the audit log: who changed which backend, user or "
+    "key, and when.", Level.ADMINS, ADMIN, Safety.SAFE)
 
 #: Routes anyone may call before they have a session (GetNewSession, Login): the route checks
 #: for itself whether the caller may proceed.
 PUBLIC = PermissionFlag(
-    "public", "Public", "Routes anyone may call before they have a session.", Level.GUEST, FUNDAMENTAL)
+    "public", "Public", "Routes anyone may call before they have a session.", Level.GUEST, USER_GROUP, Safety.SAFE)
 
+#: Every flag a route may carry (PUBLIC aside), grouped as SwarmUI lists them.
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
+    CONFIGURE_ROLES, MANAGE_USERS, VIEW_LOGS, VIEW_AUDIT_LOG,
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
-    CONTROL_MEM_CLEAN, FUNDAMENTAL_GENERATE_TAB_ACCESS, VIEW_LOGS,
+    CONTROL_MEM_CLEAN,
+    FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,
 )
 
 #: Built-in roles and the lowest default level each one reaches.
@@ -81,6 +128,29 @@ ROLE_LEVELS: dict[str, Level] = {
     "user": Level.USER,
     "guest": Level.GUEST,
 }
+
+
+@dataclass(frozen=True)
+class Role:
+    """A built-in role, with SwarmUI's display name and description."""
+
+    id: str
+    display_name: str
+    description: str
+
+
+ROLES: tuple[Role, ...] = (
+    Role("owner", "Owner", "(Auto Generated Role, cannot delete). The owner of the server, local user when account "
+         "system is disabled. Generally should have all permissions ever always."),
+    Role("admin", "Admin", "(Auto Generated Role, cannot delete). An administrator of the server, has near-total "
+         "control."),
+    Role("poweruser", "PowerUser", "(Auto Generated Role, cannot delete). A very advanced, and trusted, user. Has "
+         "access to things that could be dangerous or can be maliciously abused."),
+    Role("user", "User", "(Auto Generated Role, cannot delete). A general user. The default role for valid "
+         "accounts."),
+    Role("guest", "Guest", "(Auto Generated Role, cannot delete). An unregistered or unverified guest account. Only "
+         "when public unverified access is enabled."),
+)
 
 
 def role_permissions(role: str, flags: tuple[PermissionFlag, ...] = ALL_FLAGS) -> frozenset[str]:
