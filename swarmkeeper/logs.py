@@ -118,3 +118,6 @@ def setup_logging(level: int, store: LogStore) -> None:
     console.setFormatter(SwarmFormatter())
     root.addHandler(console)
     root.addHandler(LogStoreHandler(store))
+    server = logging.getLogger("uvicorn.error")  # uvicorn's own lines ("Uvicorn running on ..."), same shape
+    server.handlers = [console, LogStoreHandler(store)]
+    server.propagate = False
