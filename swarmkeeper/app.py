@@ -30,6 +30,7 @@ from swarmkeeper.features import Feature
 from swarmkeeper.logs import LogStore
 from swarmkeeper.net import port_in_use
 from swarmkeeper.services import Services
+from swarmkeeper.web.feature import WEB
 
 log = logging.getLogger("swarmkeeper")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -37,7 +38,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [WEB]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:

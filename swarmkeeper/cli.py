@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,9 +66,12 @@ def run_serve(args: argparse.Namespace) -> int:
                           loglevel=args.loglevel, user_id=args.user_id,
                           backend_type_modules=tuple(args.backend_types))
     app = create_app(config, logs)
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                lifespan="on", timeout_graceful_shutdown=30)
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30))
+    app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # 3: uvicorn's startup-failure code
 
 
 def build_parser() -> argparse.ArgumentParser:

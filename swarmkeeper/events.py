@@ -49,6 +49,10 @@ class Subscription:
     async def get(self) -> BackendEvent:
         return await self._queue.get()
 
+    def get_nowait(self) -> BackendEvent | None:
+        """The next queued event, or None if there is none yet."""
+        return None if self._queue.empty() else self._queue.get_nowait()
+
     def close(self) -> None:
         self._hub.unsubscribe(self)
 
@@ -77,6 +81,10 @@ class EventHub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     def publish(self, event: BackendEvent) -> None:
         for subscription in list(self._subscribers):
