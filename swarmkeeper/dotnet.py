@@ -33,10 +33,34 @@ def to_text(value: Any) -> str:
 
 
 def format_double(value: float) -> str:
-    """A double as .NET's shortest round-trip text: ``5.0`` is ``5``, ``1e20`` is ``1E+20``."""
-    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value).upper().replace("INF", "Infinity").replace("NAN", "NaN")
+    """.NET's ``double.ToString()``: shortest round-trip digits, exponent form when the decimal
+    point would sit more than max(digits, 15) places right or more than 3 zeros left."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return sign + "0"
+    digits, scale = _shortest_digits(abs(value))
+    if scale > max(len(digits), 15) or scale < -3:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mantissa}E{'-' if scale < 1 else '+'}{abs(scale - 1):02d}"
+    if scale <= 0:
+        return f"{sign}0.{'0' * -scale}{digits}"
+    whole, fraction = digits[:scale].ljust(scale, "0"), digits[scale:]
+    return sign + whole + ("." + fraction if fraction else "")
+
+
+def _shortest_digits(value: float) -> tuple[str, int]:
+    """``(digits, scale)`` with ``value == 0.<digits> * 10**scale``, from Python's repr, which
+    picks the same shortest round-trip digits as .NET Core 3.0+."""
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    raw = whole + fraction
+    significant = raw.lstrip("0")
+    scale = len(whole) + int(exponent or 0) - (len(raw) - len(significant))
+    return significant.rstrip("0"), scale
 
 
 def parse_int(text: str, bits: int = 32) -> int | None:

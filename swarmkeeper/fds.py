@@ -33,13 +33,14 @@ Unsupported: ``>`` lines (lists of lists or sections) raise FDSError; list item 
 from __future__ import annotations
 
 import base64
-import math
 import re
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from itertools import takewhile
 from typing import TypeAlias
+
+from swarmkeeper.dotnet import format_double
 
 __all__ = ["FDSError", "Scalar", "Section", "Value", "dumps", "loads"]
 
@@ -274,7 +275,7 @@ def _interpret(text: str) -> Scalar:
         number = float(text)
     except ValueError:
         number = None
-    if number is not None and _format_double(number) == text:
+    if number is not None and format_double(number) == text:
         return number
     return {"true": True, "false": False}.get(text, text)
 
@@ -337,7 +338,7 @@ def _text(value: object) -> str:
             raise ValueError(f"{value} does not fit the 64-bit integers FDS readers use")
         return str(int(value))
     if isinstance(value, float):
-        return _format_double(value)
+        return format_double(value)
     if isinstance(value, str):
         return _escape(value)
     raise TypeError(f"FDS cannot hold a {type(value).__name__} (use a Section for mappings)")
@@ -357,34 +358,3 @@ def _escape_key(key: str) -> str:
     if text[0] in _GUARDED_KEY_START:
         text = "\\x" + text
     return text.replace(".", "\\d").replace(":", "\\c").replace("=", "\\e")
-
-
-def _format_double(value: float) -> str:
-    """.NET's ``double.ToString()``: shortest round-trip digits, exponent form when the decimal
-    point would sit more than max(digits, 15) places right or more than 3 zeros left."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    sign = "-" if math.copysign(1.0, value) < 0 else ""
-    if value == 0:
-        return sign + "0"
-    digits, scale = _shortest_digits(abs(value))
-    if scale > max(len(digits), 15) or scale < -3:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{mantissa}E{'-' if scale < 1 else '+'}{abs(scale - 1):02d}"
-    if scale <= 0:
-        return f"{sign}0.{'0' * -scale}{digits}"
-    whole, fraction = digits[:scale].ljust(scale, "0"), digits[scale:]
-    return sign + whole + ("." + fraction if fraction else "")
-
-
-def _shortest_digits(value: float) -> tuple[str, int]:
-    """``(digits, scale)`` with ``value == 0.<digits> * 10**scale``, from Python's repr, which
-    picks the same shortest round-trip digits as .NET Core 3.0+."""
-    mantissa, _, exponent = repr(value).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    raw = whole + fraction
-    significant = raw.lstrip("0")
-    scale = len(whole) + int(exponent or 0) - (len(raw) - len(significant))
-    return significant.rstrip("0"), scale
