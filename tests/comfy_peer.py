@@ -1,0 +1,165 @@
+"""A real ComfyUI for the tests marked ``comfyui``, started by ``scripts/comfyui-peer``.
+
+Import the fixture into a test module with ``from tests.comfy_peer import real_comfyui  # noqa:
+F401``. It is session-scoped: one ComfyUI (about 10 s to start, 0.9 GB) serves every test of the
+run, and is stopped at the end. It fails (never skips) when ComfyUI is not installed, since CI
+installs it (``scripts/setup --test``). It also holds the graphs and event helpers that both
+ComfyUI test modules (against the fake and against the real one) use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
+from swarmkeeper.net import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = ROOT / "scripts" / "comfyui-peer"
+#: Extra ComfyUI flags for the test instance: no paid cloud-API nodes (as object_info_noapi.json).
+COMFY_ARGS = ("--disable-api-nodes",)
+
+
+@dataclass(frozen=True)
+class RealComfyUI:
+    """A running real ComfyUI: where it listens and where its files and log are."""
+
+    url: str
+    port: int
+    pid: int
+    name: str
+    run_dir: Path
+
+    @property
+    def log(self) -> Path:
+        """ComfyUI's log (its stderr and stdout)."""
+        return self.run_dir / "comfyui.log"
+
+
+def peer(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/comfyui-peer`` with the given arguments."""
+    return subprocess.run([str(PEER), *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_real_comfyui(name: str, port: int) -> RealComfyUI:
+    """Start one instance and wait for it, or fail the test with the reason."""
+    installed = peer("path", "--main")
+    if installed.returncode != 0:
+        pytest.fail(f"real ComfyUI missing ({installed.stderr.strip()}); scripts/setup --test installs it")
+    started = peer("start", "--port", str(port), "--name", name, "--", *COMFY_ARGS)
+    if started.returncode != 0:
+        pytest.fail(f"scripts/comfyui-peer start failed:\n{started.stderr[-3000:]}")
+    run_dir = Path(peer("path", "--run-dir").stdout.strip()) / name
+    pid = int(started.stdout.strip().splitlines()[-1])
+    return RealComfyUI(f"http://127.0.0.1:{port}", port, pid, name, run_dir)
+
+
+@pytest.fixture(scope="session")
+def real_comfyui() -> Iterator[RealComfyUI]:
+    """A real ComfyUI 0.3.75 on a free loopback port, CPU only, for the whole test session."""
+    port = free_port()
+    comfy = start_real_comfyui(f"pytest-{port}", port)
+    try:
+        yield comfy
+    finally:
+        peer("stop", "--name", comfy.name, "--clean", timeout=60)
+
+
+# --- graphs and event helpers shared by the ComfyUI test modules -----------------------------
+
+RECORDINGS = ROOT / "swarmkeeper" / "testing" / "data"
+
+
+def invert_graph(color: int, prefix: str = "probe", size: int = 64) -> dict[str, Any]:
+    """EmptyImage 1 → ImageInvert 2 → SaveImage 3, plus PreviewImage 4 of 1 (the recorded graph)."""
+    empty = {"width": size, "height": size, "batch_size": 1, "color": color}
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": empty},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }
+
+
+def ws_image_graph(color: int) -> dict[str, Any]:
+    """Two 32×32 images sent over the websocket by SaveImageWebsocket (the recorded graph)."""
+    empty = {"width": 32, "height": 32, "batch_size": 2, "color": color}
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": empty},
+        "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}},
+    }
+
+
+def blur_graph(color: int, size: int, blurs: int) -> dict[str, Any]:
+    """EmptyImage 1 → ImageBlur 10, 11, ... → PreviewImage 99: slow, for interrupts."""
+    empty = {"width": size, "height": size, "batch_size": 2, "color": color}
+    graph: dict[str, Any] = {"1": {"class_type": "EmptyImage", "inputs": empty}}
+    previous = "1"
+    for node in range(10, 10 + blurs):
+        inputs = {"image": [previous, 0], "blur_radius": 31, "sigma": 5.0}
+        graph[str(node)] = {"class_type": "ImageBlur", "inputs": inputs}
+        previous = str(node)
+    graph["99"] = {"class_type": "PreviewImage", "inputs": {"images": [previous, 0]}}
+    return graph
+
+
+def unique_color() -> int:
+    """A colour no earlier prompt used, so nothing is served from ComfyUI's cache."""
+    return random.randrange(1, 0xFFFFFF)
+
+
+def event_type(event: ComfyEvent) -> str:
+    """A text event's type, or ``binary<N>`` for a binary frame of type N."""
+    return f"binary{event.event_type}" if isinstance(event, BinaryEvent) else event["type"]
+
+
+def recorded_types(name: str) -> list[str]:
+    """The event types of a recorded websocket sequence (notes left out)."""
+    frames = json.loads((RECORDINGS / name).read_text())["ws"]
+    return [
+        f"binary{f['event_type']}" if f["kind"] == "binary" else f["msg"]["type"] for f in frames if f["kind"] != "note"
+    ]
+
+
+def is_done(event: ComfyEvent, prompt_id: str) -> bool:
+    """ComfyUI's last event for a prompt: ``executing`` with ``node: null``."""
+    if isinstance(event, BinaryEvent) or event["type"] != "executing":
+        return False
+    return event["data"].get("node") is None and event["data"].get("prompt_id") == prompt_id
+
+
+async def collect(events: ComfyEvents, prompt_id: str, timeout: float = 60) -> list[ComfyEvent]:
+    """Every event up to and including the prompt's done marker."""
+    seen: list[ComfyEvent] = []
+    async with asyncio.timeout(timeout):
+        while not seen or not is_done(seen[-1], prompt_id):
+            seen.append(await events.recv())
+    return seen
+
+
+async def run_prompt(
+    comfy: ComfyClient, events: ComfyEvents, graph: dict[str, Any]
+) -> tuple[dict[str, Any], list[ComfyEvent]]:
+    """Queue a graph for this socket's client id; return the POST answer and its events."""
+    queued = await comfy.queue_prompt(graph, events.client_id)
+    return queued, await collect(events, queued["prompt_id"])
+
+
+@contextlib.asynccontextmanager
+async def greeted_events(comfy: ComfyClient, client_id: str, **flags: bool) -> AsyncIterator[ComfyEvents]:
+    """The event socket, past its greeting (``status``, and ``feature_flags`` if flags are given)."""
+    async with comfy.connect_events(client_id, feature_flags=flags or None) as events:
+        assert event_type(await events.recv()) == "status"
+        if flags:
+            assert event_type(await events.recv()) == "feature_flags"
+        yield events
