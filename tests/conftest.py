@@ -9,6 +9,9 @@ import pytest
 
 from tests.servers import APIClient, in_process, test_config
 
+#: One real ComfyUI for the whole session (started on first use by a test that asks for it).
+pytest_plugins = ["tests.comfy_peer"]
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
