@@ -122,6 +122,8 @@ class Route:
     #: An example of the answer, for the API docs.
     returns: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The module that declared it (kept when a feature wraps the handler): its API docs page.
+    module: str = ""
 
     def bind(self, body: JSONObject, raw: JSONObject) -> dict[str, Any]:
         return {param.name: param.bind(body, raw) for param in self.params}
@@ -156,7 +158,8 @@ class RouteTable:
         def declare(handler: Handler) -> Handler:
             self.add(Route(name=name, handler=handler, flag=flag, params=params_of(handler),
                            description=inspect.cleandoc(handler.__doc__ or ""), user_update=user_update,
-                           needs_session=needs_session, websocket=websocket, returns=inspect.cleandoc(returns)))
+                           needs_session=needs_session, websocket=websocket, returns=inspect.cleandoc(returns),
+                           module=handler.__module__))
             return handler
 
         return declare
