@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from swarmkeeper.app import create_app
 from swarmkeeper.config import ServerConfig
+from swarmkeeper.features import Feature
 from swarmkeeper.net import free_port
 from swarmkeeper.services import Services
 
@@ -110,12 +111,13 @@ class LoopbackServer:
 
 
 @contextlib.asynccontextmanager
-async def on_loopback(config: ServerConfig) -> AsyncIterator[LoopbackServer]:
-    """A real uvicorn server on 127.0.0.1, in this process."""
+async def on_loopback(config: ServerConfig, features: list[Feature] | None = None) -> AsyncIterator[LoopbackServer]:
+    """A real uvicorn server on 127.0.0.1, in this process (with app.FEATURES unless told)."""
     port = free_port()
-    app = create_app(config)
+    app = create_app(config, features=features)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                            lifespan="on"))
+    app.state.exiting = lambda: server.should_exit  # as cli.py sets it: open push streams end at exit
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -83,7 +83,7 @@ export class BackendCard {
     this.backend = backend;
     const status = String(backend.status);
     this.element.dataset.status = status;
-    this.element.className = `card status-${status}${backend.enabled ? '' : ' is-off'}`;
+    this.element.className = `card status-${status}${backend.enabled ? '' : ' is-off'}${this.form ? ' is-editing' : ''}`;
     this.badge.textContent = status;
     this.titleText.textContent = backend.title || this.type?.name || backend.type;
     this.typeLine.textContent = this.typeDescription();

@@ -1,0 +1,92 @@
+"""The page is usable at phone width and from the keyboard, and remembers "Show Advanced"."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from swarmkeeper.testing.dummy_backend import DummySettings
+from tests.servers import LoopbackServer
+from tests.web.conftest import PHONE, Pages
+from tests.web.ui import add_backend, backend_id_of, card, fill, save, status_is
+
+pytestmark = pytest.mark.browser
+
+
+async def test_the_page_fits_a_phone(pages: Pages) -> None:
+    page = await pages.open(PHONE)
+    new = await add_backend(page, "swarmkeeper_dummy")
+    await fill(new, title="A rather long backend title that has to wrap on a phone", Address="dummy://phone")
+    await save(new)
+    await status_is(new, "running")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    box = await new.bounding_box()
+    assert box is not None and box["width"] <= PHONE["width"]
+    for button in await new.locator(".actions button").all():
+        button_box = await button.bounding_box()
+        assert button_box is not None and button_box["x"] + button_box["width"] <= PHONE["width"]
+
+
+async def test_a_backend_can_be_added_and_saved_from_the_keyboard(pages: Pages, web_server: LoopbackServer) -> None:
+    page = await pages.open()
+    await page.check("#show-advanced")
+    add = page.locator('#add-buttons button[data-type-id="swarmkeeper_dummy"]')
+    await add.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await expect(page.locator("#confirm-cancel")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert len(web_server.services.registry) == 0
+
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#confirm-cancel")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#confirm-ok")).to_be_focused()
+    await page.keyboard.press("Enter")
+    title = page.locator('.backend-form [name="title"]')
+    await expect(title).to_be_focused()
+    await page.keyboard.type("typed with keys")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("dummy://keys")
+    await page.keyboard.press("Enter")
+    shown = page.locator(".card").first
+    await status_is(shown, "running")
+    await expect(shown.locator(".card-title")).to_have_text("typed with keys")
+    await expect(shown.locator(".edit-button")).to_be_focused()
+
+
+async def test_show_advanced_reveals_the_advanced_types_and_is_remembered(pages: Pages) -> None:
+    page = await pages.open()
+    standard = page.locator('#add-buttons button[data-type-id="test_process"]')
+    advanced = page.locator('#add-buttons button[data-type-id="swarmkeeper_dummy"]')
+    await expect(standard).to_be_visible()
+    await expect(advanced).to_be_hidden()
+    await page.check("#show-advanced")
+    await expect(advanced).to_be_visible()
+    await expect(advanced).to_have_attribute("title", "A backend that only pretends, for tests.")
+    await page.reload()
+    await expect(page.locator("#show-advanced")).to_be_checked()
+    await expect(advanced).to_be_visible()
+    await advanced.click()
+    await expect(page.locator("#confirm-warning")).to_contain_text("advanced users only")
+    await page.click("#confirm-cancel")
+
+
+async def test_internal_backends_are_shown_on_request_with_their_parent(
+        pages: Pages, web_server: LoopbackServer) -> None:
+    page = await pages.open()
+    parent = await add_backend(page, "swarmkeeper_dummy")
+    await save(parent)
+    record = web_server.services.registry.get(await backend_id_of(parent))
+    assert record is not None
+    child = record.spawn_child("swarmkeeper_dummy", DummySettings(Address="dummy://child"), "child")
+    await expect(card(page, child.id)).to_have_count(0)
+    await page.check("#show-nonreal")
+    shown = card(page, child.id)
+    await status_is(shown, "running")
+    await expect(shown.locator(".type-name")).to_have_text(f"Dummy (tests) · internal, made by #{record.id}")
+    await expect(shown.locator(".edit-button")).to_have_attribute("title", "Internal backends are managed by "
+                                                                           "their parent.")
