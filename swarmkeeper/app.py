@@ -12,6 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from swarmkeeper.accounts.feature import FEATURE as ACCOUNTS
 from swarmkeeper.api import backend_routes, basic_routes, log_routes
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
@@ -38,7 +39,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = [WEB]
+FEATURES: list[Feature] = [ACCOUNTS, WEB]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:

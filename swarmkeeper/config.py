@@ -31,6 +31,8 @@ class ServerConfig:
     lock_settings: bool = False
     loglevel: str = "Info"
     user_id: str = "local"
+    #: --require_accounts: named users must log in (or use an API key), as UserAuthorization.AuthorizationRequired.
+    require_accounts: bool = False
     #: Modules whose BACKEND_TYPES are registered after the built-in types (plug-ins).
     backend_type_modules: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,9 +97,22 @@ class NetworkSettings:
         200, "Maximum size, in megabytes, of a request body the server accepts.")
 
 
+@dataclass(frozen=True)
+class UserAuthorizationSettings:
+    AuthorizationRequired: bool = boolean(
+        False, "If true, users must log in (or use an API key) to use the server. If false, everyone who can connect "
+               "is the local owner.\nDefaults to false. The --require_accounts flag turns it on too.")
+    AllowLocalhostBypass: bool = boolean(
+        True, "If true, a direct connection from localhost (no X-Forwarded-For header) can bypass login "
+              "requirements.\nSet false behind a reverse proxy on the same machine.\nDefaults to true.")
+    LoginTokenDays: float = decimal(
+        30, "(swarmkeeper) How many days a login (the swarm_token cookie) stays valid.\nDefaults to 30.")
+
+
 SECTIONS: dict[str, tuple[type, str]] = {
     "Network": (NetworkSettings, "Settings related to networking and the webserver."),
     "Backends": (BackendsSettings, "Settings related to backends."),
+    "UserAuthorization": (UserAuthorizationSettings, "Settings related to user accounts and logins."),
 }
 
 
@@ -105,6 +120,7 @@ SECTIONS: dict[str, tuple[type, str]] = {
 class ServerSettings:
     backends: BackendsSettings = field(default_factory=BackendsSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    userauthorization: UserAuthorizationSettings = field(default_factory=UserAuthorizationSettings)
 
     @classmethod
     def load(cls, path: Path) -> ServerSettings:

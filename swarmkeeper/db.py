@@ -24,6 +24,53 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sessions_user ON sessions (user_id);
     """,
+    # accounts: users, login tokens, API keys (and the sessions minted with one), the audit log
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE login_tokens (
+        id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        validation_hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        address TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX login_tokens_user ON login_tokens (user_name);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL DEFAULT '',
+        secret_hash TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL,
+        revoked REAL,
+        last_used REAL
+    );
+    CREATE INDEX api_keys_user ON api_keys (user_name);
+    CREATE TABLE api_key_sessions (
+        session_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        user_id TEXT NOT NULL,
+        route TEXT NOT NULL,
+        backend_id TEXT,
+        new_backend_id TEXT,
+        address TEXT NOT NULL DEFAULT '',
+        changes TEXT NOT NULL DEFAULT '{}',
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_backend ON audit_log (backend_id);
+    CREATE INDEX audit_log_user ON audit_log (user_id);
+    """,
 ]
 
 

@@ -3,7 +3,8 @@
     SwarmkeeperError
     ├── APIError            a route refuses the request: HTTP 200 {"error": "..."}
     ├── TransportError      the framework refuses it: HTTP 400 {"error_id": ..., "error": ...}
-    │   └── InvalidSession  the one framework error sent as HTTP 401
+    │   ├── InvalidSession  the one SwarmUI framework error sent as HTTP 401
+    │   └── InvalidAPIKey   (swarmkeeper) a bad Authorization: Bearer key, also HTTP 401
     ├── SettingsError       a setting value does not parse (names the setting); routes
     │                       turn it into an APIError, the file loader into a warning
     └── BackendError        raised by a backend type's own code
@@ -42,6 +43,15 @@ class InvalidSession(TransportError):
 
     def __init__(self) -> None:
         super().__init__("invalid_session_id", "Invalid session ID. You may need to refresh the page.")
+
+
+class InvalidAPIKey(TransportError):
+    """A request carried a swarmkeeper API key that is malformed, unknown, revoked or expired."""
+
+    status_code = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_api_key", message)
 
 
 class SettingsError(SwarmkeeperError, ValueError):

@@ -15,6 +15,7 @@ in declaration order, the first failure answered as SwarmUI answers it.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterator
@@ -173,6 +174,13 @@ class RouteTable:
     def include(self, other: RouteTable) -> None:
         for route in other:
             self.add(route)
+
+    def wrap(self, wrapper: Callable[[Route], Handler]) -> None:
+        """Give every route the handler ``wrapper(route)`` returns (which usually calls
+        ``route.handler``): how a feature adds behaviour around calls, such as the audit log.
+        The declaration (name, flag, parameters) stays as it was."""
+        for key, route in self._routes.items():
+            self._routes[key] = dataclasses.replace(route, handler=wrapper(route))
 
     def get(self, name: str) -> Route | None:
         return self._routes.get(name.lower())

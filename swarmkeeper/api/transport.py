@@ -85,16 +85,20 @@ async def read_http_body(request: Request, max_bytes: int) -> JSONObject:
 async def resolve_user(services: Services, route: Route | None, body: JSONObject,
                        connection: HTTPConnection) -> tuple[User, Any]:
     """The caller and its session. The session is checked before the route is known to exist,
-    so an unknown route with a bad session answers ``invalid_session_id`` (as SwarmUI does)."""
+    so an unknown route with a bad session answers ``invalid_session_id`` (as SwarmUI does).
+    Without a session id, a credential of the request itself (an API key) may stand in for one."""
     if route is not None and not route.needs_session:
         return (await services.users.user_for_request(connection)) or ANONYMOUS, None
     raw_id = body["session_id"] if "session_id" in body else connection.headers.get("x-session-id")
     if raw_id is None:
-        raise TransportError("basic_api", "missing session id")
+        bearer = await services.users.user_for_bearer(connection)
+        if bearer is None:
+            raise TransportError("basic_api", "missing session id")
+        return bearer, None
     session = services.sessions.get(dotnet.to_text(raw_id))
     if session is None:
         raise InvalidSession()
-    user = await services.users.user_by_id(session.user_id)
+    user = await services.users.user_for_session(session, connection)
     if user is None:
         raise InvalidSession()
     return user, session

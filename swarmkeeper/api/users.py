@@ -13,6 +13,7 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from swarmkeeper.api.permissions import PermissionFlag, role_permissions
+from swarmkeeper.api.sessions import Session
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class UserSource(Protocol):
     async def user_by_id(self, user_id: str) -> User | None:
         """The user a session belongs to, or None if that user no longer exists."""
 
+    async def user_for_session(self, session: Session, connection: HTTPConnection) -> User | None:
+        """The caller of a request that carries this session (None: the session is no longer valid).
+        May raise a TransportError for a bad credential that comes with it (an API key)."""
+
+    async def user_for_bearer(self, connection: HTTPConnection) -> User | None:
+        """The caller of a request with no session id, from its credentials (an API key), or None.
+        May raise a TransportError for a credential that is present but bad."""
+
 
 def owner(user_id: str) -> User:
     return User(user_id, ("owner",), role_permissions("owner"))
@@ -55,3 +64,9 @@ class LocalOwner:
 
     async def user_by_id(self, user_id: str) -> User | None:
         return owner(user_id)
+
+    async def user_for_session(self, session: Session, connection: HTTPConnection) -> User | None:
+        return owner(session.user_id)
+
+    async def user_for_bearer(self, connection: HTTPConnection) -> User | None:
+        return None
