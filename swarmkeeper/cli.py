@@ -42,6 +42,9 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     _add_flag(serve, "loglevel", default="Info",
               help="Console log level: Verbose, Debug, Info, Init, Warning, Error or None (default Info).")
     _add_flag(serve, "user_id", default="local", help="The local user's name in account-less mode.")
+    _add_flag(serve, "require_accounts", type=_bool_flag, nargs="?", const=True, default=False,
+              help="Callers must log in or use an API key (as UserAuthorization.AuthorizationRequired; see "
+                   "'swarmkeeper users' to create the first owner).")
     _add_flag(serve, "backend_types", action="append", default=[], metavar="MODULE",
               help="Also register the BACKEND_TYPES of this Python module (a plug-in); may repeat.")
     serve.set_defaults(run=run_serve)
@@ -63,7 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_logging(level, logs)
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
-                          loglevel=args.loglevel, user_id=args.user_id,
+                          loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           backend_type_modules=tuple(args.backend_types))
     app = create_app(config, logs)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
@@ -74,12 +77,82 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3  # 3: uvicorn's startup-failure code
 
 
+def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    _add_flag(parser, "data_dir", type=Path, default=Path("Data"), help="The server's data folder (default Data).")
+
+
+def users_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from swarmkeeper.accounts import commands as run
+    from swarmkeeper.api.permissions import ROLE_LEVELS
+
+    users = commands.add_parser("users", help="Manage user accounts (works on the data folder's database).")
+    actions = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="Add a user; the password is asked for, or read with --password_stdin.")
+    add.add_argument("name", type=run.user_name_arg, help="Lower-case letters, digits and . _ - @ (3 to 40).")
+    add.add_argument("--role", choices=list(ROLE_LEVELS), default="user", help="The user's role (default user).")
+    _add_flag(add, "password_stdin", action="store_true", help="Read the password from the first line of stdin.")
+    add.set_defaults(run=run.run(run.users_add, password=True))
+    listing = actions.add_parser("list", help="List users and their roles.")
+    listing.set_defaults(run=run.run(run.users_list))
+    set_role = actions.add_parser("set-role", help="Change a user's role.")
+    set_role.add_argument("name")
+    set_role.add_argument("role", choices=list(ROLE_LEVELS))
+    set_role.set_defaults(run=run.run(run.users_set_role))
+    set_password = actions.add_parser("set-password", help="Set a user's password (ends their logins).")
+    set_password.add_argument("name")
+    _add_flag(set_password, "password_stdin", action="store_true", help="Read the password from stdin.")
+    set_password.set_defaults(run=run.run(run.users_set_password, password=True))
+    remove = actions.add_parser("remove", help="Remove a user, with their logins, sessions and API keys.")
+    remove.add_argument("name")
+    remove.set_defaults(run=run.run(run.users_remove))
+    for parser in (add, listing, set_role, set_password, remove):
+        _data_dir_flag(parser)
+
+
+def keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from swarmkeeper.accounts import commands as run
+    from swarmkeeper.api.permissions import ROLE_LEVELS
+
+    keys = commands.add_parser("keys", help="Manage API keys (Authorization: Bearer) for scripts and bots.")
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="Create a key; it is printed once, on stdout.")
+    create.add_argument("--user", required=True, help="The user the key acts as.")
+    create.add_argument("--name", required=True, help="What the key is for (e.g. nightly-bot).")
+    create.add_argument("--role", choices=["", *ROLE_LEVELS], default="",
+                        help="A narrower role for the key (default: the user's own role).")
+    _add_flag(create, "expires_days", type=float, default=0.0, help="Days until it expires (default 0: never).")
+    create.set_defaults(run=run.run(run.keys_create))
+    listing = actions.add_parser("list", help="List keys by name and prefix (never the key itself).")
+    listing.add_argument("--user", default=None, help="Only this user's keys.")
+    listing.set_defaults(run=run.run(run.keys_list))
+    revoke = actions.add_parser("revoke", help="Revoke a key at once (by id or swk_ prefix).")
+    revoke.add_argument("id")
+    revoke.set_defaults(run=run.run(run.keys_revoke))
+    for parser in (create, listing, revoke):
+        _data_dir_flag(parser)
+
+
+def audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from swarmkeeper.accounts import commands as run
+
+    audit = commands.add_parser("audit", help="Read the audit log, newest first.")
+    audit.add_argument("--backend", default=None, help="Only entries about this backend id.")
+    audit.add_argument("--user", default=None, help="Only entries by this user.")
+    audit.add_argument("--limit", type=int, default=50, help="How many entries (default 50).")
+    audit.add_argument("--json", action="store_true", help="One JSON object per line.")
+    _data_dir_flag(audit)
+    audit.set_defaults(run=run.run(run.audit_show))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swarmkeeper", description="A backend manager that speaks SwarmUI's "
                                                                      "BackendAPI.")
     parser.add_argument("--version", action="version", version=f"swarmkeeper {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve_parser(commands)
+    users_parser(commands)
+    keys_parser(commands)
+    audit_parser(commands)
     return parser
 
 
