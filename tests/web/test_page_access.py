@@ -55,7 +55,7 @@ async def test_a_poweruser_sees_what_their_role_cannot_do_disabled_with_the_reas
     for allowed in ("#restart-all", "#free-vram", "#free-ram"):
         await expect(page.locator(allowed)).to_be_enabled()
     await shown.locator(".free-button").click()
-    await expect(shown.locator(".action-message")).to_have_text("Memory freed.")
+    await expect(shown.locator(".action-message")).to_have_text("VRAM freed.")
 
 
 async def test_a_user_who_may_not_view_backends_is_told_so(pages: Pages, web_server: LoopbackServer) -> None:

@@ -61,7 +61,7 @@ async def test_a_backend_is_added_configured_toggled_restarted_freed_and_deleted
     assert record_of(web_server, backend_id).backend.inits == inits + 1
 
     await new.locator(".free-button").click()
-    await expect(new.locator(".action-message")).to_have_text("Memory freed.")
+    await expect(new.locator(".action-message")).to_have_text("VRAM freed.")
     assert record_of(web_server, backend_id).backend.freed == [False]
 
     await new.locator(".delete-button").click()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
+import httpx
 import pytest
 from playwright.async_api import expect
 
 from swarmkeeper.testing.dummy_backend import DummySettings
-from tests.servers import LoopbackServer
+from tests.servers import APIClient, LoopbackServer
 from tests.web.conftest import PHONE, Pages
 from tests.web.ui import add_backend, backend_id_of, card, fill, save, status_is
 
@@ -90,3 +94,47 @@ async def test_internal_backends_are_shown_on_request_with_their_parent(
     await expect(shown.locator(".type-name")).to_have_text(f"Dummy (tests) · internal, made by #{record.id}")
     await expect(shown.locator(".edit-button")).to_have_attribute("title", "Internal backends are managed by "
                                                                            "their parent.")
+
+
+async def test_every_status_is_readable_at_a_glance(pages: Pages, web_server: LoopbackServer) -> None:
+    """One card per status, each with its colour and its reason; the README's screenshot."""
+    async with httpx.AsyncClient(base_url=web_server.url, timeout=10) as http:
+        api = APIClient(http)
+
+        async def backend(type_id: str, title: str, **settings: str) -> int:
+            added = await api.ok("AddNewBackend", type_id=type_id)
+            await api.ok("EditBackend", backend_id=added["id"], title=title, settings=settings)
+            return int(added["id"])
+
+        running = await backend("swarmkeeper_dummy", "Render node A", Address="http://10.0.0.5:8188")
+        errored = await backend("swarmkeeper_dummy", "Render node B", Address="http://10.0.0.6:8188", Mode="config")
+        switched_off = await backend("swarmkeeper_dummy", "Spare GPU", Address="http://10.0.0.7:8188")
+        await api.ok("ToggleBackend", backend_id=switched_off, enabled=False)
+        loading = await backend("swarmkeeper_dummy_sequential", "Big model box", Address="gpu-3", Mode="hang")
+        waiting = await backend("swarmkeeper_dummy_sequential", "Queued box", Address="gpu-4")
+        crashed = await backend("test_process", "Local worker")
+        await api.wait_status(crashed, "running")
+        record = web_server.services.registry.get(crashed)
+        assert record is not None and record.backend.process is not None
+        os.kill(record.backend.process.pid, signal.SIGKILL)
+    page = await pages.open()
+    expected = {
+        running: ("running", ""),
+        errored: ("errored", "Dummy backend settings can never work"),
+        switched_off: ("disabled", "Disabled by the user."),
+        loading: ("loading", "Starting..."),
+        waiting: ("waiting", "Waiting to load..."),
+        crashed: ("errored", "The process exited unexpectedly (killed by SIGKILL)."),
+    }
+    for backend_id, (status, reason) in expected.items():
+        shown = card(page, backend_id)
+        await status_is(shown, status)
+        if reason:
+            await expect(shown.locator(".reason")).to_have_text(reason)
+        else:
+            await expect(shown.locator(".reason")).to_be_hidden()
+    colours = await page.locator(".card").evaluate_all(
+        "cards => cards.map(card => getComputedStyle(card).borderLeftColor)")
+    assert len(set(colours)) == 5  # five statuses shown, each in its own colour
+    await expect(page.locator("#summary")).to_have_text("6 backends: 1 running, 2 errored, 1 disabled, 1 loading, "
+                                                        "1 waiting")

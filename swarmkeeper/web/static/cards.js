@@ -71,7 +71,7 @@ export class BackendCard {
       restart: button('restart', 'Restart', 'Shut down and start again', () => this.restart(false)),
       force: button('force-restart', 'Force restart', 'Restart in any status, killing its process at once',
         () => this.restart(true)),
-      free: button('free', 'Free memory', 'Ask the backend to free its VRAM', () => this.freeMemory()),
+      free: button('free', 'Free VRAM', 'Ask the backend to free its VRAM', () => this.freeMemory()),
       logs: button('logs', 'Logs', 'Show or hide this backend\'s recent log lines', () => this.toggleLogs()),
       remove: button('delete', 'Delete', 'Shut down and delete this backend', () => this.remove(), 'danger'),
     };
@@ -188,7 +188,7 @@ export class BackendCard {
     const data = await this.act('FreeBackendMemory', {backend: String(this.id), system_ram: false});
     if (!data) return;
     if (!data.result) this.tell('Nothing to free: the backend is not running.');
-    else this.tell(data.count ? 'Memory freed.' : 'The backend could not free its memory.', data.count ? 'ok' : 'error');
+    else this.tell(data.count ? 'VRAM freed.' : 'The backend could not free its memory.', data.count ? 'ok' : 'error');
   }
 
   toggleLogs() {
