@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -68,12 +68,12 @@ def event_message(event: BackendEvent) -> str:
                                    "status": event.status, "reason": event.reason})
 
 
-async def authorize(services: Services, session_id: str | None) -> User:
+async def authorize(services: Services, session_id: str | None, connection: HTTPConnection) -> User:
     """The stream's user, checked as transport.py checks an API call; TransportError if not."""
     if not session_id:
         raise TransportError("basic_api", "missing session id")
     session = services.sessions.get(session_id)
-    user = None if session is None else await services.users.user_by_id(session.user_id)
+    user = None if session is None else await services.users.user_for_session(session, connection)
     if user is None:
         raise InvalidSession()
     if not user.may(VIEW_BACKENDS_LIST):
@@ -84,9 +84,10 @@ async def authorize(services: Services, session_id: str | None) -> User:
 class EventStream:
     """One open stream: an ASGI response that forwards one subscription's events."""
 
-    def __init__(self, services: Services, session_id: str, policy: StreamPolicy,
+    def __init__(self, services: Services, request: Request, session_id: str, policy: StreamPolicy,
                  exiting: Callable[[], bool]) -> None:
         self.services = services
+        self.request = request
         self.session_id = session_id
         self.policy = policy
         self.exiting = exiting
@@ -125,7 +126,7 @@ class EventStream:
 
     async def _still_permitted(self) -> bool:
         try:
-            await authorize(self.services, self.session_id)
+            await authorize(self.services, self.session_id, self.request)
         except TransportError:
             return False
         return True
@@ -179,10 +180,10 @@ def stream_endpoint(policy: StreamPolicy) -> Callable[[Request], Awaitable[Respo
         services: Services = request.app.state.services
         session_id = request.query_params.get("session_id")
         try:
-            await authorize(services, session_id)
+            await authorize(services, session_id, request)
         except TransportError as error:
             return SwarmJSONResponse(error_body(error), status_code=error.status_code)
         exiting: Callable[[], bool] = getattr(request.app.state, "exiting", lambda: False)
-        return EventStream(services, str(session_id), policy, exiting)
+        return EventStream(services, request, str(session_id), policy, exiting)
 
     return backend_events

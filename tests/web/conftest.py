@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,9 +77,16 @@ class Pages:
             await page.context.close()
 
 
-@pytest.fixture
-async def pages(browser: Browser, web_server: LoopbackServer, request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
-    opened = Pages(browser, web_server, request.node.name)
+@contextlib.asynccontextmanager
+async def pages_of(browser: Browser, server: LoopbackServer, request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
+    opened = Pages(browser, server, request.node.name)
     yield opened
     await opened.close()
     assert not opened.errors, opened.errors
+
+
+@pytest.fixture
+async def pages(browser: Browser, web_server: LoopbackServer, request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
+    """Pages of ``web_server``."""
+    async with pages_of(browser, web_server, request) as opened:
+        yield opened

@@ -6,12 +6,13 @@ import {BackendCard} from './cards.js';
 import {confirmAction} from './dialog.js';
 import {byId, h, say, setAvailable} from './dom.js';
 import {LiveUpdates} from './live.js';
-import {LoginView} from './login.js';
+import {LOGGED_IN, LoginView} from './login.js';
 import {lacking, permissionSummary} from './permissions.js';
 
 const REFRESH_DELAY_MS = 50;  // changes arriving together are read once
 const POLL_MS = 3000;  // only while the push stream is down
 const CLOCK_MS = 10000;  // keeps "last used" texts fresh
+const LOGIN_ENDED = 'Your login has ended. Log in again to continue.';
 const LIVE_TEXT = {connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…'};
 
 class BackendsPage {
@@ -27,7 +28,7 @@ class BackendsPage {
     this.live = new LiveUpdates(this.api, {
       onChange: () => this.refreshSoon(),
       onState: (state) => this.setLiveState(state),
-      onRefused: (error) => this.needLogin(error.message),
+      onRefused: () => this.needLogin(LOGIN_ENDED),
     });
     this.login = new LoginView(this.api, () => this.start());
     this.api.onSession = () => this.showUser();
@@ -54,6 +55,7 @@ class BackendsPage {
       return;
     }
     this.pageMessage('');
+    byId('blocked-view').hidden = true;
     byId('backends-view').hidden = false;
     await this.loadTypes();
     await this.refresh();
@@ -63,9 +65,22 @@ class BackendsPage {
   needLogin(message = '') {
     this.live.stop();
     this.setLiveState('connecting');
-    byId('backends-view').hidden = true;
-    byId('server-status').hidden = true;
+    clearInterval(this.pollTimer);
+    for (const id of [...this.cards.keys()]) this.dropCard(id);
+    localStorage.removeItem(LOGGED_IN);
+    for (const id of ['backends-view', 'blocked-view', 'server-status', 'user-box']) byId(id).hidden = true;
     this.login.show(message);
+  }
+
+  async logout() {
+    try {
+      await this.api.call('Logout');
+    } catch (error) {
+      this.pageMessage(`Could not log out: ${error.message}`);
+    }
+    localStorage.removeItem(LOGGED_IN);
+    this.api.sessionId = null;
+    await this.start();
   }
 
   block(reason) {
@@ -77,6 +92,7 @@ class BackendsPage {
   showUser() {
     byId('user-box').hidden = !this.api.userId;
     byId('user-name').textContent = this.api.userId;
+    byId('logout-button').hidden = localStorage.getItem(LOGGED_IN) !== 'true';
     const note = byId('permission-note');
     note.textContent = permissionSummary(this.api);
     note.hidden = !note.textContent;
@@ -124,6 +140,7 @@ class BackendsPage {
     byId('restart-all').addEventListener('click', () => this.restartAll());
     byId('free-vram').addEventListener('click', () => this.freeAll(false));
     byId('free-ram').addEventListener('click', () => this.freeAll(true));
+    byId('logout-button').addEventListener('click', () => this.logout());
   }
 
   refreshToolbar() {
@@ -163,7 +180,7 @@ class BackendsPage {
       await this.readStatus();
       this.pageMessage('');
     } catch (error) {
-      if (error.loginRequired) this.needLogin(error.message);
+      if (error.loginRequired) this.needLogin(LOGIN_ENDED);
       else this.pageMessage(`Could not read the backends: ${error.message}`);
     }
   }

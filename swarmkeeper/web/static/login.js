@@ -11,6 +11,9 @@ export async function prehash(username, password) {
   return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
+/** Set while this browser is logged in through this page (the login cookie itself is HttpOnly). */
+export const LOGGED_IN = 'swarmkeeper.loggedIn';
+
 const MESSAGES = {
   invalid_login: 'Wrong username or password.',
   ratelimit: 'Too many attempts. Wait a minute, then try again.',
@@ -64,6 +67,7 @@ export class LoginView {
       throw new Error(MESSAGES[data.error_id] ?? String(data.error ?? 'Login failed; check your username and password.'));
     }
     byId('login-password').value = '';
+    localStorage.setItem(LOGGED_IN, 'true');
     this.hide();
     await this.onLoggedIn();
   }
