@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.accounts_support import Accounted, accounts_server
 from tests.servers import APIClient, in_process, test_config
 
 #: One real ComfyUI for the whole session (started on first use by a test that asks for it).
@@ -30,3 +31,11 @@ async def app_client_locked(data_dir: Path) -> AsyncIterator[APIClient]:
     """As app_client, started with --lock_settings."""
     async with in_process(test_config(data_dir, lock_settings=True)) as client:
         yield client
+
+
+@pytest.fixture
+async def app_client_with_accounts(data_dir: Path) -> AsyncIterator[Accounted]:
+    """An in-process server started with --require_accounts, no localhost bypass, called from a
+    remote address; no users yet (see tests/accounts_support.py for making them)."""
+    async with accounts_server(data_dir) as server:
+        yield server

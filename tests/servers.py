@@ -89,11 +89,12 @@ test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a te
 
 
 @contextlib.asynccontextmanager
-async def in_process(config: ServerConfig) -> AsyncIterator[APIClient]:
-    """The app through ASGI, its lifespan run as a server would run it."""
+async def in_process(config: ServerConfig, client: tuple[str, int] = ("127.0.0.1", 123)) -> AsyncIterator[APIClient]:
+    """The app through ASGI, its lifespan run as a server would run it; requests come from ``client``
+    (a loopback address unless a test needs a remote caller)."""
     app = create_app(config)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield APIClient(http, app.state.services)
 
