@@ -28,7 +28,9 @@ from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
 from swarmkeeper.features import Feature
+from swarmkeeper.health import HEALTH
 from swarmkeeper.logs import LogStore
+from swarmkeeper.metrics.feature import METRICS
 from swarmkeeper.net import port_in_use
 from swarmkeeper.services import Services
 from swarmkeeper.web.feature import WEB
@@ -39,7 +41,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = [ACCOUNTS, WEB]
+FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:
@@ -84,7 +86,7 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
         types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
         events=events, logs=logs or LogStore(), routes=api_routes(features))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
-                                       ports=port_counter(settings))
+                                       ports=port_counter(settings), metrics=services.metrics)
     services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
                                       store=BackendStore(config.backends_path), services=backend_services,
                                       events=events)

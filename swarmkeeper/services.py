@@ -18,6 +18,7 @@ from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
 from swarmkeeper.logs import LogStore
+from swarmkeeper.metrics import Metrics
 
 
 @dataclass
@@ -37,5 +38,7 @@ class Services:
     server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
     listing: ListingCache = field(default_factory=ListingCache)
+    #: Counters and histograms (GET /metrics); the same object as BackendServices.metrics.
+    metrics: Metrics = field(default_factory=Metrics)
     #: Parts added by later features (scheduler, accounts, metrics), by name.
     extra: dict[str, Any] = field(default_factory=dict)

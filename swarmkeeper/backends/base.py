@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from swarmkeeper.backends.settings import Schema, schema_of
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.metrics import Metrics
 from swarmkeeper.types import BackendId, JSONObject
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class BackendServices:
     data_dir: Path
     server_id: str
     ports: PortCounter = field(default_factory=PortCounter)
+    #: Where backends, the lifecycle and the manager record facts (restarts: RestartCause.CRASH).
+    metrics: Metrics = field(default_factory=Metrics)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -85,11 +85,13 @@ class Lifecycle:
             record.set_status(BackendStatus.DISABLED, "Disabled by the user.")
             return
         record.init_attempts += 1
+        record.services.metrics.init_attempt(record.type.id)
         try:
             await record.backend.init()
         except asyncio.CancelledError:
             raise
         except BackendConfigError as error:
+            record.services.metrics.init_failed(record.type.id, final=True)
             record.set_status(BackendStatus.ERRORED, describe_error(error))
         except Exception as error:  # any failure of backend code becomes a reason, never a crash
             log.debug("Init of backend %s failed", record.id, exc_info=True)
@@ -97,6 +99,7 @@ class Lifecycle:
 
     async def _failed(self, record: BackendRecord, generation: int, reason: str) -> None:
         attempts, allowed = record.init_attempts, self.policy.max_init_attempts + 1
+        record.services.metrics.init_failed(record.type.id, final=attempts > self.policy.max_init_attempts)
         if record.init_attempts <= self.policy.max_init_attempts:
             log.error("Error while initializing backend #%s - will retry: %s", record.id, reason)
             record.set_status(BackendStatus.WAITING, f"Load failed, will retry ({attempts}/{allowed}): {reason}")

@@ -23,6 +23,7 @@ from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.events import BackendEvent, EventHub, EventKind
 from swarmkeeper.exceptions import APIError, SettingsError
+from swarmkeeper.metrics import FreeOutcome, RestartCause
 from swarmkeeper.types import BackendId
 
 log = logging.getLogger("swarmkeeper.backends")
@@ -57,6 +58,7 @@ class BackendManager:
 
     def _status_changed(self, record: BackendRecord) -> None:
         log.debug("Backend #%s is now %s: %s", record.id, record.status, record.status_reason)
+        self.services.metrics.status_changed(record.type.id, record.status)
         self.registry.notify()
         self._publish(EventKind.STATUS, record)
 
@@ -232,6 +234,7 @@ class BackendManager:
                 await self._remove_children(record)
                 record.init_attempts = 0
                 self.lifecycle.schedule_init(record)
+            self.services.metrics.restarted(record.type.id, RestartCause.FORCE if force else RestartCause.USER)
             count += 1
         return count
 
@@ -246,6 +249,7 @@ class BackendManager:
         for record, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("Backend #%s failed to free memory: %s", record.id, result)
+            self.services.metrics.memory_freed(record.type.id, _free_outcome(result))
         return True, sum(1 for result in results if result is True)
 
     async def shutdown(self) -> None:
@@ -271,6 +275,12 @@ class BackendManager:
     async def _remove_children(self, parent: BackendRecord) -> None:
         for child in self.registry.children_of(parent):
             await self.remove_child(child)
+
+
+def _free_outcome(result: object) -> FreeOutcome:
+    if isinstance(result, BaseException):
+        return FreeOutcome.FAILED
+    return FreeOutcome.FREED if result is True else FreeOutcome.DECLINED
 
 
 def _id_order(key: str) -> tuple[int, int | str]:

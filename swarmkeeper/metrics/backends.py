@@ -1,0 +1,78 @@
+"""Gauges of the backends, computed from the registry at scrape time (nothing to keep in step:
+a deleted backend's series simply stop, a re-keyed one moves to its new id).
+
+Per backend (real and non-real, ``backend`` = its id as ListBackends keys it): status (one series
+per status, 1 for the current one), enabled, jobs in flight, max usages, init attempts as
+ListBackends shows them, and seconds since last used (only once used). Per type: how many real
+backends are in each status (every registered type and status, zeros included).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from swarmkeeper.backends.base import TypeCatalog
+from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.backends.registry import BackendRegistry
+from swarmkeeper.backends.status import BackendStatus
+
+PER_BACKEND = ["backend", "type"]
+
+
+def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
+class BackendCollector:
+    def __init__(self, registry: BackendRegistry, types: TypeCatalog,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self.types = types
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []  # computed at scrape time; nothing to check for name clashes at registration
+
+    def collect(self) -> Iterator[Metric]:
+        records = self.registry.all()
+        yield self._counts(records)
+        yield from self._per_backend(records)
+
+    def _counts(self, records: list[BackendRecord]) -> GaugeMetricFamily:
+        counts = {(backend_type.id, status): 0 for backend_type in self.types for status in BackendStatus}
+        for record in records:
+            if record.real:
+                key = (record.type.id, record.status)
+                counts[key] = counts.get(key, 0) + 1
+        family = _gauge("swarmkeeper_backends", "Real backends (as ListBackends lists them), by type and status.",
+                        ["type", "status"])
+        for (type_id, status), count in counts.items():
+            family.add_metric([type_id, str(status)], count)
+        return family
+
+    def _per_backend(self, records: list[BackendRecord]) -> Iterator[GaugeMetricFamily]:
+        status = _gauge("swarmkeeper_backend_status", "1 for the backend's current status, 0 for the others.",
+                        [*PER_BACKEND, "status"])
+        enabled = _gauge("swarmkeeper_backend_enabled", "1 if the backend is enabled.", PER_BACKEND)
+        in_flight = _gauge("swarmkeeper_backend_jobs_in_flight", "Generations running on the backend (its claims).",
+                           PER_BACKEND)
+        max_usages = _gauge("swarmkeeper_backend_max_usages", "Generations the backend takes at once.", PER_BACKEND)
+        attempts = _gauge("swarmkeeper_backend_init_attempts", "Init attempts since the last edit, toggle or "
+                          "restart (ListBackends' init_attempts).", PER_BACKEND)
+        idle = _gauge("swarmkeeper_backend_seconds_since_used", "Seconds since the backend was last claimed or "
+                      "released (absent until first used).", PER_BACKEND)
+        now = self.clock()
+        for record in records:
+            labels = [str(record.id), record.type.id]
+            for candidate in BackendStatus:
+                status.add_metric([*labels, str(candidate)], 1 if record.status is candidate else 0)
+            enabled.add_metric(labels, 1 if record.enabled else 0)
+            in_flight.add_metric(labels, record.usages)
+            max_usages.add_metric(labels, record.max_usages)
+            attempts.add_metric(labels, record.init_attempts)
+            if record.last_used is not None:
+                idle.add_metric(labels, int(now - record.last_used))
+        yield from (status, enabled, in_flight, max_usages, attempts, idle)

@@ -1,0 +1,130 @@
+"""The counters and histograms of one server, in a registry of its own.
+
+Each server (each :class:`~swarmkeeper.services.Services`) has its own
+:class:`prometheus_client.CollectorRegistry`, never the library's global one, so several servers
+in one process (tests) never share or clash.
+
+Recording is a method call named for the fact (``metrics.restarted(type_id, RestartCause.CRASH)``),
+so callers never touch prometheus-client. Labels are bounded: backend type ids (from the type
+catalog), route names (from the route table), and the enums below.
+
+Adding a metric (the dispatch scheduler's queue depth and wait, say): declare it in
+``Metrics.__init__`` with ``registry=self.registry`` and add a method named for the fact, or,
+for a value read at scrape time, register a collector with :meth:`Metrics.add_collector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from swarmkeeper import __version__
+
+#: Seconds; API calls are mostly milliseconds, edits and restarts can wait for a backend.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class RestartCause(StrEnum):
+    USER = "user"  # RestartBackends
+    FORCE = "force"  # RestartBackends with force=true
+    CRASH = "crash"  # a backend's own supervisor relaunched it after its process died
+
+
+class FreeOutcome(StrEnum):
+    FREED = "freed"  # the backend's free_memory returned True
+    DECLINED = "declined"  # it returned False (it cannot free, or had nothing to free)
+    FAILED = "failed"  # it raised
+
+
+class Metrics:
+    def __init__(self, *, process: bool = True) -> None:
+        self.registry = CollectorRegistry()
+        if process:  # RSS, CPU, open files, GC: the process collectors' own families
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
+        self._declare_backend_counters()
+        self._declare_api_metrics()
+        Gauge("swarmkeeper_build_info", "The running swarmkeeper's version (always 1).", ["version"],
+              registry=self.registry).labels(__version__).set(1)
+
+    def _declare_backend_counters(self) -> None:
+        self._init_attempts = Counter(
+            "swarmkeeper_init_attempts", "Backend init attempts started.", ["type"], registry=self.registry)
+        self._init_failures = Counter(
+            "swarmkeeper_init_failures", "Backend init attempts that failed; final=true when it gave up (errored).",
+            ["type", "final"], registry=self.registry)
+        self._status_changes = Counter(
+            "swarmkeeper_status_changes", "Backend status transitions, by the status entered.", ["type", "status"],
+            registry=self.registry)
+        self._restarts = Counter(
+            "swarmkeeper_restarts", "Backend restarts, by cause: user (RestartBackends), force (RestartBackends "
+            "with force), crash (relaunched after its process died).", ["type", "cause"], registry=self.registry)
+        self._frees = Counter(
+            "swarmkeeper_memory_free_calls", "Calls to a backend's free-memory (FreeBackendMemory), by outcome.",
+            ["type", "outcome"], registry=self.registry)
+
+    def _declare_api_metrics(self) -> None:
+        self._latency = Histogram(
+            "swarmkeeper_api_request_duration_seconds", "Time to answer a POST /API/<Route> call, by route.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._requests = Counter(
+            "swarmkeeper_api_requests", "POST /API/<Route> calls answered, by route and HTTP status code.",
+            ["route", "code"], registry=self.registry)
+
+    # --- set-up ---
+
+    def declare_types(self, type_ids: Iterable[str]) -> None:
+        """Start every per-type counter at 0, so a series exists before its first event."""
+        for type_id in type_ids:
+            self._init_attempts.labels(type_id)
+            for final in ("false", "true"):
+                self._init_failures.labels(type_id, final)
+            for cause in RestartCause:
+                self._restarts.labels(type_id, cause)
+            for outcome in FreeOutcome:
+                self._frees.labels(type_id, outcome)
+
+    def add_collector(self, collector: Collector) -> None:
+        """Register a collector whose values are computed at scrape time."""
+        self.registry.register(collector)
+
+    # --- facts ---
+
+    def init_attempt(self, type_id: str) -> None:
+        self._init_attempts.labels(type_id).inc()
+
+    def init_failed(self, type_id: str, *, final: bool) -> None:
+        """An init attempt failed; ``final`` when no retry follows (the backend is now errored)."""
+        self._init_failures.labels(type_id, "true" if final else "false").inc()
+
+    def status_changed(self, type_id: str, status: str) -> None:
+        self._status_changes.labels(type_id, status).inc()
+
+    def restarted(self, type_id: str, cause: RestartCause) -> None:
+        self._restarts.labels(type_id, cause).inc()
+
+    def memory_freed(self, type_id: str, outcome: FreeOutcome) -> None:
+        self._frees.labels(type_id, outcome).inc()
+
+    def api_call(self, route: str, code: int, seconds: float) -> None:
+        self._latency.labels(route).observe(seconds)
+        self._requests.labels(route, str(code)).inc()
+
+    # --- exposition ---
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The scrape body and its content type (OpenMetrics when the scraper asks for it)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
