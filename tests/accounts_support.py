@@ -69,8 +69,9 @@ class Accounted:
         assert token, response.headers
         return token
 
-    async def new_session(self, *, token: str | None = None, key: str | None = None) -> httpx.Response:
-        return await self.call("GetNewSession", token=token, key=key)
+    async def new_session(self, *, token: str | None = None, key: str | None = None,
+                          headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.call("GetNewSession", token=token, key=key, headers=headers)
 
     async def session_for(self, name: str) -> str:
         response = await self.new_session(token=await self.token_for(name))
