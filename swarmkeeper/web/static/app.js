@@ -151,10 +151,13 @@ class BackendsPage {
 
   // --- reading the list ---
 
-  /** Re-read soon; many changes in a burst cause one read. */
+  /** Re-read soon; the changes of a burst cause one read (and a steady flow, one read per delay). */
   refreshSoon() {
-    clearTimeout(this.soonTimer);
-    this.soonTimer = setTimeout(() => this.refresh(), REFRESH_DELAY_MS);
+    if (this.soonTimer !== null) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      this.refresh();
+    }, REFRESH_DELAY_MS);
   }
 
   /** Re-read the list and the status line; a call made while one runs runs once more after it. */
