@@ -84,10 +84,19 @@ TOGGLE_BACKENDS = PermissionFlag(
     "toggle_backends", "Toggle Backends", "Allows the user to toggle backends on or off.", Level.ADMINS,
     BACKENDS_ADMIN, Safety.SAFE)
 
+CONTROL_MODEL_REFRESH = PermissionFlag(
+    "control_model_refresh", "Control Model Refresh", "Allows this user to refresh model lists.", Level.POWERUSERS,
+    CONTROL, Safety.SAFE)
 CONTROL_MEM_CLEAN = PermissionFlag(
     "control_mem_clean", "Control Memory Cleaning", "Allows this user to control memory cleaning (eg cleanup VRAM "
     "or system RAM usage).", Level.POWERUSERS, CONTROL, Safety.SAFE)
+LOAD_MODELS_NOW = PermissionFlag(
+    "load_models_now", "Load Models Now", "Allows this user to load models immediately across all backends.",
+    Level.POWERUSERS, CONTROL, Safety.SAFE)
 
+FUNDAMENTAL_MODEL_ACCESS = PermissionFlag(
+    "fundamental_model_access", "Fundamental Model Access", "Allows this user basic access to model list "
+    "functionality.", Level.GUEST, USER_GROUP, Safety.SAFE)
 FUNDAMENTAL_GENERATE_TAB_ACCESS = PermissionFlag(
     "fundamental_generate_tab_access", "Fundamental Generate Tab Access",
     "Allows this user to access the generate tab. This is basically required to even open the UI.", Level.GUEST,
@@ -116,8 +125,8 @@ PUBLIC = PermissionFlag(
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
     CONFIGURE_ROLES, MANAGE_USERS, VIEW_LOGS, VIEW_AUDIT_LOG,
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
-    CONTROL_MEM_CLEAN,
-    FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,
+    CONTROL_MODEL_REFRESH, CONTROL_MEM_CLEAN, LOAD_MODELS_NOW,
+    FUNDAMENTAL_MODEL_ACCESS, FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,
 )
 
 #: Built-in roles and the lowest default level each one reaches.

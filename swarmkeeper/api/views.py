@@ -45,6 +45,8 @@ def _tail(record: BackendRecord, full_data: bool) -> JSONObject:
         data["can_load_models"] = backend.can_load_models
         if full_data:
             data["current_model"] = backend.current_model
+    elif record.status is BackendStatus.RUNNING:
+        data["can_load_models"] = False  # a remote SwarmUI reads it on every running entry (§10.2)
     data["status_reason"] = record.status_reason
     data["init_attempts"] = record.init_attempts
     data["usages"] = record.usages

@@ -65,6 +65,12 @@ class BackendHost(Protocol[S]):
     def log(self) -> logging.Logger: ...
     @property
     def services(self) -> BackendServices: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def real(self) -> bool:
+        """False for a non-real backend (spawned by a parent, never saved)."""
+        ...
 
     def set_status(self, status: BackendStatus, reason: str = "") -> None: ...
 
@@ -124,9 +130,18 @@ class Backend(abc.ABC, Generic[S]):
         """Release everything init made (connections, processes). Must be safe to call twice,
         and after an init that was cancelled half-way."""
 
+    async def kill(self) -> None:
+        """Shut down at once, not politely (RestartBackends ``force``): a type that runs processes
+        kills their whole tree instead of asking them to stop. Same guarantees as shutdown()."""
+        await self.shutdown()
+
     async def free_memory(self, system_ram: bool) -> bool:
         """Ask the backend to free VRAM (and system RAM too if asked); True if it did."""
         return False
+
+    async def refresh_models(self) -> None:
+        """Re-read the model lists (``models``) from wherever they come from; TriggerRefresh calls
+        it on every running backend. Types that track models override it."""
 
     def extra_fields(self, full_data: bool) -> JSONObject:
         """Extra keys for this backend's ListBackends entry (SwarmUI clients ignore extras)."""

@@ -1,0 +1,38 @@
+"""``GET /openapi.json``: the OpenAPI document of the running server's routes (built once, at the
+first request, when every feature has added its routes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from swarmkeeper.apidocs.openapi import openapi_document
+from swarmkeeper.features import Feature
+
+if TYPE_CHECKING:
+    from swarmkeeper.services import Services
+
+EXTRA_KEY = "openapi_json"
+
+
+def http_paths(request: Request) -> set[str]:
+    return {path for route in request.app.routes if isinstance(path := getattr(route, "path", None), str)}
+
+
+async def openapi_json(request: Request) -> Response:
+    services: Services = request.app.state.services
+    body = services.extra.get(EXTRA_KEY)
+    if body is None:
+        body = services.extra[EXTRA_KEY] = orjson.dumps(openapi_document(services.routes, http_paths(request)))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def openapi_routes() -> list[BaseRoute]:
+    return [Route("/openapi.json", openapi_json, methods=["GET"])]
+
+
+OPENAPI = Feature(name="openapi", http_routes=openapi_routes)

@@ -1,0 +1,155 @@
+"""A non-real Swarm-API child: stands for one running backend of the remote server.
+
+Its parent spawns it, links it (:meth:`SwarmChild.link`) and keeps it up to date on every refresh;
+the child holds its own session on the remote, as SwarmUI's children do. What the scheduler and
+dispatch need is here: ``remote_url``, ``remote_id``, ``remote_type`` and ``client`` (the
+session-bearing :class:`SwarmClient`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from swarmkeeper.backends.base import Backend, BackendHost
+from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.swarm_remote import RemoteBackend
+from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
+from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError, SwarmUnreachable
+from swarmkeeper.exceptions import BackendConfigError
+from swarmkeeper.types import JSONObject
+
+
+@dataclass(frozen=True)
+class RemoteLink:
+    """What a child stands for: a backend of the server at ``connection.address``."""
+
+    connection: Connection
+    server_id: str
+    remote: RemoteBackend
+
+
+def lost_status(error: SwarmError, allow_idle: bool) -> BackendStatus:
+    """``idle`` for an unreachable remote when AllowIdle is set; anything else is an error."""
+    if allow_idle and isinstance(error, SwarmUnreachable):
+        return BackendStatus.IDLE
+    return BackendStatus.ERRORED
+
+
+class SwarmChild(Backend[SwarmSettings]):
+    def __init__(self, host: BackendHost[SwarmSettings]) -> None:
+        super().__init__(host)
+        self.linked: RemoteLink | None = None
+        self.client: SwarmClient | None = None
+        self._models: Mapping[str, Sequence[str]] = {}
+        #: True while the status only mirrors the parent losing its remote.
+        self.mirrored = False
+
+    # --- what the parent tells it ---
+
+    def link(self, link: RemoteLink, models: Mapping[str, Sequence[str]]) -> None:
+        """Called by the parent right after spawning (before init runs)."""
+        self.linked = link
+        self.update(link.remote, models)
+
+    def update(self, remote: RemoteBackend, models: Mapping[str, Sequence[str]]) -> None:
+        """The remote backend as the parent's latest refresh saw it (running)."""
+        if self.linked is not None and remote != self.linked.remote:
+            self.linked = RemoteLink(self.linked.connection, self.linked.server_id, remote)
+        if models != self._models:
+            self._models = models
+        self.max_usages = remote.max_usages
+        self.can_load_models = remote.can_load_models
+        self.current_model = remote.current_model
+        if self.mirrored or self.host.status in (BackendStatus.IDLE, BackendStatus.ERRORED):
+            self.mirrored = False  # the parent just reached the remote: this backend is usable again
+            if self.client is not None:
+                self.host.set_status(BackendStatus.RUNNING, "")
+
+    def mirror(self, status: BackendStatus, reason: str) -> None:
+        """The parent lost its remote: so did this child."""
+        if self.host.status in (BackendStatus.RUNNING, BackendStatus.IDLE, BackendStatus.ERRORED):
+            self.mirrored = True
+            self.host.set_status(status, reason)
+
+    # --- what dispatch uses ---
+
+    @property
+    def remote(self) -> RemoteBackend:
+        if self.linked is None:
+            raise BackendConfigError("No loaded remote backend.")
+        return self.linked.remote
+
+    @property
+    def remote_url(self) -> str:
+        return self.linked.connection.address if self.linked else ""
+
+    @property
+    def remote_id(self) -> int:
+        return self.remote.id
+
+    @property
+    def remote_type(self) -> str:
+        return self.remote.type
+
+    @property
+    def features(self) -> frozenset[str]:
+        return self.linked.remote.features if self.linked else frozenset()
+
+    @property
+    def models(self) -> Mapping[str, Sequence[str]]:
+        return self._models
+
+    # --- Backend ---
+
+    async def init(self) -> None:
+        link = self.linked
+        if link is None:
+            raise BackendConfigError("No loaded remote backend.")
+        self.host.set_status(BackendStatus.LOADING, f"Connecting to remote backend #{link.remote.id} at "
+                                                    f"{link.connection.address}...")
+        if self.client is None:
+            self.client = link.connection.client()
+        try:
+            await self.client.new_session(timeout=link.connection.timeout)
+        except SwarmError as error:
+            status = lost_status(error, self.settings.AllowIdle)
+            if isinstance(error, SwarmAuthRefused):
+                status = BackendStatus.ERRORED
+            self.host.set_status(status, f"Cannot open a session on {link.connection.address}: {error.message}")
+            return
+        self.mirrored = False
+        self.host.set_status(BackendStatus.RUNNING, "")
+
+    async def shutdown(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+
+    async def call(self, route: str, /, **params: Any) -> JSONObject:
+        """Call a route on the remote with this child's session (re-made if the remote forgot it)."""
+        if self.client is None or self.linked is None:
+            raise SwarmError("This remote backend is not connected.")
+        return await self.client.call(route, timeout=self.linked.connection.timeout, **params)
+
+    async def free_memory(self, system_ram: bool) -> bool:
+        """SwarmUI's forwarding: FreeBackendMemory on the remote, for the remote id only."""
+        answer = await self.call("FreeBackendMemory", system_ram=system_ram, backend=str(self.remote_id))
+        return answer.get("result") is True
+
+    async def load_model(self, model: str) -> bool:
+        """SelectModel on the remote, for the remote id only; True if it loaded."""
+        answer = await self.call("SelectModel", model=model, backendId=str(self.remote_id))
+        if answer.get("success") is not True:
+            return False
+        self.current_model = model
+        return True
+
+    def extra_fields(self, full_data: bool) -> JSONObject:
+        if not full_data or self.linked is None:
+            return {}
+        remote = self.linked.remote
+        return {"remote_address": self.linked.connection.address, "remote_server_id": self.linked.server_id,
+                "remote_id": remote.id, "remote_type": remote.type,
+                "swarm_chain": [self.linked.server_id, *remote.chain]}
