@@ -130,6 +130,11 @@ class Backend(abc.ABC, Generic[S]):
         """Release everything init made (connections, processes). Must be safe to call twice,
         and after an init that was cancelled half-way."""
 
+    async def kill(self) -> None:
+        """Shut down at once, not politely (RestartBackends ``force``): a type that runs processes
+        kills their whole tree instead of asking them to stop. Same guarantees as shutdown()."""
+        await self.shutdown()
+
     async def free_memory(self, system_ram: bool) -> bool:
         """Ask the backend to free VRAM (and system RAM too if asked); True if it did."""
         return False

@@ -113,8 +113,8 @@ class Lifecycle:
 
     # --- shutdown ---
 
-    async def hard_shutdown(self, record: BackendRecord) -> None:
-        """Stop now: cancel an init in progress, then the type's own shutdown."""
+    async def hard_shutdown(self, record: BackendRecord, *, kill: bool = False) -> None:
+        """Stop now: cancel an init in progress, then the type's own shutdown (its kill with ``kill``)."""
         record.init_generation += 1
         task, record.init_task = record.init_task, None
         if task is not None and not task.done():
@@ -123,7 +123,7 @@ class Lifecycle:
                 await task
         record.backend.current_model = None
         try:
-            await record.backend.shutdown()
+            await (record.backend.kill() if kill else record.backend.shutdown())
         except Exception:
             log.exception("Backend #%s failed to shut down cleanly", record.id)
         record.set_status(BackendStatus.DISABLED, "Shut down.")

@@ -228,7 +228,7 @@ class BackendManager:
                 continue
             async with record.lock:
                 if force:
-                    await self.lifecycle.hard_shutdown(record)
+                    await self.lifecycle.hard_shutdown(record, kill=True)
                 else:
                     await self.lifecycle.clean_shutdown(record)
                 await self._remove_children(record)

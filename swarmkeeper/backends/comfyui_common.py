@@ -1,0 +1,148 @@
+"""What both ComfyUI backend types share: the connection, the init core (``GET /object_info``
+into model lists and features, per backend), freeing memory, and the health monitor's switch.
+
+The attributes the generation dispatcher relies on are part of the contract and keep their
+names: ``api_url``, ``node_classes``, ``object_info``, ``models``, ``features``, ``max_usages``
+and ``reload_object_info()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from swarmkeeper.backends.base import Backend, BackendHost
+from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
+from swarmkeeper.backends.comfyui_monitor import HealthMonitor
+from swarmkeeper.clients.comfyui import ComfyClient
+from swarmkeeper.clients.errors import ComfyRequestError
+from swarmkeeper.types import JSONObject
+
+S = TypeVar("S")
+
+#: Key of ``BackendServices.extra`` under which a :class:`ComfyTimings` replaces the defaults.
+TIMINGS_KEY = "comfyui.timings"
+
+
+@dataclass(frozen=True)
+class ComfyTimings:
+    """How long ComfyUI backends wait (SwarmUI's values by default)."""
+
+    #: Seconds any one request may take (SwarmUI: 1 minute for object_info and the idle probe).
+    timeout: float = 60.0
+    #: Seconds between two health checks (``GET /features``) of a by-URL backend.
+    monitor_interval: float = 5.0
+
+
+def max_usages_for(over_queue: int) -> int:
+    """``1 + OverQueue``, never below 0 (OverQueue -1: a UI-only instance that never generates)."""
+    return max(0, 1 + over_queue)
+
+
+class ComfyUIBackend(Backend[S]):
+    """Base of both ComfyUI types; a subclass sets ``api_url`` and calls ``reload_object_info``."""
+
+    def __init__(self, host: BackendHost[S]) -> None:
+        super().__init__(host)
+        #: The ComfyUI base URL generation traffic goes to (with ``/api`` when EnableFrontendDev).
+        self.api_url = ""
+        #: The last parsed ``/object_info`` answer.
+        self.object_info: Mapping[str, Any] = MappingProxyType({})
+        self.info = ComfyInfo()
+        self.client: ComfyClient | None = None
+        self.monitor: HealthMonitor | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
+
+    @property
+    def timings(self) -> ComfyTimings:
+        timings = self.host.services.extra.get(TIMINGS_KEY)
+        return timings if isinstance(timings, ComfyTimings) else ComfyTimings()
+
+    @property
+    def node_classes(self) -> frozenset[str]:
+        return self.info.node_classes
+
+    @property
+    def models(self) -> Mapping[str, Sequence[str]]:
+        return self.info.models
+
+    @property
+    def features(self) -> frozenset[str]:
+        return self.info.features
+
+    # --- connection ---
+
+    async def connect(self, api_url: str) -> ComfyClient:
+        """Talk to ``api_url`` from now on (ValueError if it is not an http(s) URL)."""
+        client = ComfyClient(api_url, timeout=self.timings.timeout)
+        await self.disconnect()
+        self.client, self.api_url = client, client.address.url
+        return client
+
+    async def disconnect(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+
+    def _client(self) -> ComfyClient:
+        if self.client is None:
+            raise RuntimeError("ComfyUI backend is not connected")
+        return self.client
+
+    # --- the init core ---
+
+    async def reload_object_info(self) -> None:
+        """Re-read ``GET /object_info``: node classes, model lists, features. Raises ComfyError."""
+        answer = await self._client().object_info()
+        info = parse_object_info(answer)
+        if not info.has_swarm_nodes and not self.info.node_classes:
+            self.host.log.warning("ComfyUI at %s is missing the Swarm core nodes (%s): SwarmUI's own "
+                                  "workflows will not run on it", self.api_url, SWARM_CORE_NODE)
+        self.object_info = MappingProxyType(answer)
+        self.info = info
+
+    def forget_object_info(self) -> None:
+        self.object_info = MappingProxyType({})
+        self.info = ComfyInfo()
+
+    # --- memory ---
+
+    async def free_memory(self, system_ram: bool) -> bool:
+        """``POST /free``; True when ComfyUI took it (it acts between prompts). Raises ComfyError when
+        it could not be asked, or refused with a server error."""
+        try:
+            await self._client().free(unload_models=True, free_memory=system_ram)
+        except ComfyRequestError as error:
+            if error.status >= 500:
+                raise
+            return False
+        return True
+
+    # --- health monitor ---
+
+    def start_monitor(self, *, allow_idle: bool, lost_reason: str | None = None) -> None:
+        """Watch the connection from now on (a by-URL backend), optionally starting as lost."""
+        self.monitor = HealthMonitor(self, allow_idle=allow_idle, interval=self.timings.monitor_interval)
+        if lost_reason is not None:
+            self.monitor.lose(lost_reason)
+        self._monitor_task = asyncio.create_task(self.monitor.run(), name=f"comfyui-monitor-{self.host.id}")
+
+    async def stop_monitor(self) -> None:
+        task, self._monitor_task = self._monitor_task, None
+        self.monitor = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def close(self) -> None:
+        """What both types' shutdowns do first: stop watching, drop the connection."""
+        await self.stop_monitor()
+        await self.disconnect()
+
+    def extra_fields(self, full_data: bool) -> JSONObject:
+        return {"api_url": self.api_url}

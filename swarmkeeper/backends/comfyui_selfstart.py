@@ -1,0 +1,164 @@
+"""The ``comfyui_selfstart`` backend type: swarmkeeper launches ComfyUI itself, on a port of its
+own and the GPU(s) of ``GPU_ID``, watches it, relaunches it after a crash, and stops it without
+leaving a process behind (reference §8.3, §9.3).
+
+The process work is the supervisor's (:mod:`swarmkeeper.process`); this module only says what
+to launch (:class:`ComfyLauncher`) and turns process states into statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+from swarmkeeper.backends.base import BackendHost, BackendType
+from swarmkeeper.backends.comfyui_common import ComfyUIBackend, max_usages_for
+from swarmkeeper.backends.comfyui_launch import comfy_args
+from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSettings
+from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
+from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.clients.errors import ComfyError
+from swarmkeeper.exceptions import BackendConfigError
+from swarmkeeper.process.launch import LaunchError, LaunchSpec, check_start_script, clean_script_text, script_spec
+from swarmkeeper.process.policy import RestartPolicy
+from swarmkeeper.process.states import ProcessState, public_status
+from swarmkeeper.process.supervisor import ProcessFailed, Supervisor
+from swarmkeeper.types import JSONObject
+
+#: Key of ``BackendServices.extra`` under which a RestartPolicy replaces the default stop and
+#: restart timings (AutoRestart still comes from the backend's settings).
+POLICY_KEY = "comfyui.restart_policy"
+
+
+class ComfyLauncher:
+    """What the supervisor launches for one backend: a new port each time, readiness by
+    ``GET /object_info`` (which also loads the model lists and features)."""
+
+    def __init__(self, backend: ComfyUISelfStartBackend, script: Path) -> None:
+        self.backend = backend
+        self.script = script
+        self.url = ""
+
+    def prepare(self) -> LaunchSpec:
+        backend = self.backend
+        settings = backend.settings
+        port = backend.host.services.ports.take()
+        backend.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        temp = backend.temp_dir
+        temp.mkdir(parents=True, exist_ok=True)
+        return script_spec(self.script, comfy_args(settings, port, temp), gpu_id=settings.GPU_ID.strip(),
+                           name=backend.process_name, where=self.url)
+
+    async def probe(self) -> bool:
+        backend = self.backend
+        if backend.client is None or backend.api_url != self.url:
+            await backend.connect(self.url)
+        try:
+            await backend.reload_object_info()
+        except ComfyError:
+            return False
+        return True
+
+
+class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
+    def __init__(self, host: BackendHost[ComfyUISelfStartSettings]) -> None:
+        super().__init__(host)
+        self.supervisor: Supervisor | None = None
+        #: The port of the process now running, if any.
+        self.port: int | None = None
+
+    @property
+    def process_name(self) -> str:
+        return f"ComfyUI-{self.host.id}"
+
+    @property
+    def temp_dir(self) -> Path:
+        """ComfyUI's temp folder for this backend (ComfyUI empties it at every start)."""
+        return Path(self.host.services.data_dir) / "ComfyUI" / f"backend-{self.host.id}" / "temp"
+
+    @property
+    def pid(self) -> int | None:
+        process = self.supervisor.process if self.supervisor is not None else None
+        return process.pid if process is not None else None
+
+    def _policy(self) -> RestartPolicy:
+        template = self.host.services.extra.get(POLICY_KEY)
+        base = template if isinstance(template, RestartPolicy) else RestartPolicy()
+        return dataclasses.replace(base, auto_restart=self.settings.AutoRestart)
+
+    # --- init ---
+
+    async def init(self) -> None:
+        settings = self.settings
+        self.max_usages = max_usages_for(settings.OverQueue)
+        await self._halt(graceful=True)
+        if not clean_script_text(settings.StartScript):
+            self.host.set_status(BackendStatus.DISABLED, "No start script is set: point StartScript at ComfyUI's "
+                                                         "main.py.")
+            return
+        try:
+            script = check_start_script(settings.StartScript)
+        except LaunchError as error:
+            raise BackendConfigError(str(error)) from None
+        if script.name != "main.py":
+            self.host.log.warning("ComfyUI start script is '%s', which looks wrong - did you forget to append "
+                                  "'main.py' on the end?", script)
+        if wants_update(settings.AutoUpdate, settings.UpdateManagedNodes):
+            self.host.set_status(BackendStatus.LOADING, "Updating ComfyUI (git pull) before its launch...")
+            await update_before_launch(settings.AutoUpdate, settings.UpdateManagedNodes, script.parent, self.host.log)
+        await self._start(script)
+
+    async def _start(self, script: Path) -> None:
+        self.supervisor = Supervisor(self.process_name, ComfyLauncher(self, script), on_state=self._on_state,
+                                     on_line=self._on_line, policy=self._policy())
+        try:
+            await self.supervisor.start()
+        except LaunchError as error:
+            raise BackendConfigError(str(error)) from None
+        except ProcessFailed as error:
+            raise BackendConfigError(error.reason) from None
+
+    def _on_state(self, state: ProcessState, reason: str) -> None:
+        self.host.set_status(public_status(state), reason)
+        if state is ProcessState.STARTING:
+            self.host.log.info("Self-Start %s on port %s is loading...", self.process_name, self.port)
+
+    def _on_line(self, name: str, stream: str, line: str) -> None:
+        self.host.log.debug("[%s/%s] %s", name, stream, line)
+
+    # --- shutdown ---
+
+    async def shutdown(self) -> None:
+        await self._halt(graceful=True)
+
+    async def kill(self) -> None:
+        await self._halt(graceful=False)
+
+    async def _halt(self, *, graceful: bool) -> None:
+        await self.close()
+        supervisor = self.supervisor
+        if supervisor is not None:
+            await (supervisor.stop() if graceful else supervisor.kill())
+        self.forget_object_info()
+        self.port = None
+        temp = self.temp_dir
+        if temp.exists():
+            await asyncio.to_thread(shutil.rmtree, temp, True)
+
+    def extra_fields(self, full_data: bool) -> JSONObject:
+        return {"api_url": self.api_url, "pid": self.pid}
+
+
+def _factory(host: BackendHost[Any]) -> ComfyUISelfStartBackend:
+    return ComfyUISelfStartBackend(host)
+
+
+COMFYUI_SELFSTART = BackendType(
+    id="comfyui_selfstart", name="ComfyUI Self-Starting",
+    description="A backend powered by a pre-existing installation of the ComfyUI, automatically launched and "
+                "managed by this UI server.",
+    settings_class=ComfyUISelfStartSettings, factory=_factory, fast_load=False, standard=True)
