@@ -20,7 +20,6 @@ from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.transport import api_http, api_websocket, no_get_api
 from swarmkeeper.api.users import LocalOwner
 from swarmkeeper.apidocs.feature import OPENAPI
-from swarmkeeper.apidocs.feature import OPENAPI
 from swarmkeeper.backends.base import BackendServices, BackendType, PortCounter, TypeCatalog
 from swarmkeeper.backends.builtin import BUILTIN_TYPES
 from swarmkeeper.backends.lifecycle import InitPolicy, Lifecycle
@@ -44,7 +43,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, OPENAPI, MODELS]
+FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:
