@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from tests.servers import ROOT, LoopbackServer, on_loopback, test_config
+from tests.servers import ROOT, LoopbackServer, ServerProcess, on_loopback, test_config
 from tests.web.support import WEB_TYPES, backend_logs
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,7 +43,7 @@ class Pages:
     """Opens pages of the server; when the test ends, saves each page's screenshot into
     test-output/ and fails the test if a page had a JavaScript error."""
 
-    def __init__(self, browser: Browser, server: LoopbackServer, test_name: str) -> None:
+    def __init__(self, browser: Browser, server: LoopbackServer | ServerProcess, test_name: str) -> None:
         self.browser = browser
         self.server = server
         self.name = re.sub(r"[^\w.-]+", "_", test_name)
@@ -78,7 +78,8 @@ class Pages:
 
 
 @contextlib.asynccontextmanager
-async def pages_of(browser: Browser, server: LoopbackServer, request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
+async def pages_of(browser: Browser, server: LoopbackServer | ServerProcess,
+                   request: pytest.FixtureRequest) -> AsyncIterator[Pages]:
     opened = Pages(browser, server, request.node.name)
     yield opened
     await opened.close()
