@@ -91,9 +91,13 @@ class Setting:
                                            f"the limit is {MAX_TEXT_LENGTH}).")
         if self.options is not None and text not in (value for value, _ in self.options):
             allowed = ", ".join(value for value, _ in self.options)
-            raise SettingsError(self.name, f"Invalid value '{_clip(text)}' for setting '{self.name}', "
+            raise SettingsError(self.name, f"Invalid value '{self._shown(text)}' for setting '{self.name}', "
                                            f"must be one of: {allowed}")
         return text
+
+    def _shown(self, text: str) -> str:
+        """A refused value as an error may quote it: never a secret's (errors reach logs and the audit log)."""
+        return "<secret>" if self.secret else _clip(text)
 
     def _parse(self, raw: Any, parser: Callable[[str], SettingValue | None], type_name: str) -> SettingValue:
         if isinstance(raw, bool) and self.kind is SettingKind.BOOLEAN:
@@ -101,7 +105,7 @@ class Setting:
         text = dotnet.to_text(raw)
         parsed = parser(text)
         if parsed is None:
-            raise SettingsError(self.name, f"Invalid value '{_clip(text)}' for setting '{self.name}', "
+            raise SettingsError(self.name, f"Invalid value '{self._shown(text)}' for setting '{self.name}', "
                                            f"must be type '{type_name}'")
         return float(parsed) if self.kind is SettingKind.DECIMAL else parsed
 
