@@ -142,7 +142,9 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 30.0, *, headers: dict[str, str] | None = None) -> ServerProcess:
+        """Launch and wait for GetNewSession to answer (sent with ``headers``: a server started
+        with Network.RequiredAuthorization and no bypass needs its Authorization header)."""
         args = [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(self.port), "--data_dir",
                 str(self.data_dir)]
         for module in DUMMY_TYPES:
@@ -155,7 +157,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.post(f"{self.url}/API/GetNewSession", json={}, timeout=1).status_code == 200:
+                if httpx.post(f"{self.url}/API/GetNewSession", json={}, headers=headers, timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.05)

@@ -1,6 +1,6 @@
-"""The model routes a SwarmUI server calls on us when it uses us as a Swarm-API backend
-(reference §10.2): ``ListModels``, ``TriggerRefresh`` and ``SelectModel``, with SwarmUI's
-parameters, flags and answer shapes. They are a :class:`Feature`.
+"""Model routes: what a SwarmUI server calls on swarmkeeper when it uses it as a Swarm-API backend
+(`ListModels`, `TriggerRefresh`, `SelectModel`), with SwarmUI's parameters, permission flags and
+answer shapes. The model lists are the union of the running backends' own lists.
 """
 
 from __future__ import annotations
@@ -48,16 +48,16 @@ class LoadsModels(Protocol):
 
 
 class ModelRefresher:
-    """TriggerRefresh's work: every running backend re-reads its lists, at most one refresh at a
-    time (a caller arriving during one waits for it instead of starting another)."""
+    """TriggerRefresh's work: every running backend re-reads its lists, one refresh at a time. A
+    call arriving during a refresh does not start another, nor wait for it: servers that use each
+    other pass a refresh on to each other, and waiting there would hold both until a timeout."""
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
 
     async def refresh(self, records: list[BackendRecord]) -> None:
         if self._lock.locked():
-            async with self._lock:
-                return
+            return
         async with self._lock:
             running = [record for record in records if record.status is BackendStatus.RUNNING]
             await asyncio.gather(*(self._refresh_one(record) for record in running))

@@ -117,17 +117,22 @@ class Plan:
 
 def plan(remotes: Mapping[int, RemoteBackend], own_server_id: str, allow_forwarding: bool) -> Plan:
     """SwarmUI's rule (a child per running remote backend; remote Swarm-API backends only with
-    AllowForwarding), minus remote control instances, minus anything that loops back here."""
+    AllowForwarding), minus remote control instances, minus anything that loops back here.
+    Only backends that could get a child count as loading (a remote parent that is itself
+    loading would otherwise hold two servers that use each other in ``loading`` forever)."""
     linked: dict[int, RemoteBackend] = {}
     loops: dict[int, RemoteBackend] = {}
+    loading = 0
     for remote in remotes.values():
-        if remote.status != "running" or remote.control or (remote.type == TYPE_ID and not allow_forwarding):
+        if remote.control or (remote.type == TYPE_ID and not allow_forwarding):
             continue
         if own_server_id in remote.chain:
-            loops[remote.id] = remote
-        else:
+            if remote.status == "running":
+                loops[remote.id] = remote
+        elif remote.status == "running":
             linked[remote.id] = remote
-    loading = sum(1 for remote in remotes.values() if remote.status == "loading")
+        elif remote.status == "loading":
+            loading += 1
     return Plan(linked, loops, loading)
 
 
