@@ -47,6 +47,14 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                    "'swarmkeeper users' to create the first owner).")
     _add_flag(serve, "backend_types", action="append", default=[], metavar="MODULE",
               help="Also register the BACKEND_TYPES of this Python module (a plug-in); may repeat.")
+    _add_flag(serve, "log_format", choices=["text", "json"], default="text",
+              help="Log line format of the console and the log files: SwarmUI's text (default) or JSON lines.")
+    _add_flag(serve, "log_max_mb", type=float, default=10.0,
+              help="Rotate <data_dir>/logs/server.log and each backend-<id>.log past this size (default 10; "
+                   "0 writes no log files).")
+    _add_flag(serve, "log_backups", type=int, default=5, help="Rotated log files kept per log (default 5).")
+    _add_flag(serve, "ready_requires_backend", type=_bool_flag, nargs="?", const=True, default=True,
+              help="/health/ready answers 503 until a backend is running (default true).")
     serve.set_defaults(run=run_serve)
 
 
@@ -55,6 +63,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from swarmkeeper.app import create_app
     from swarmkeeper.config import ServerConfig
+    from swarmkeeper.logfiles import RotationPolicy, setup_log_files
+    from swarmkeeper.logformat import formatter_for
     from swarmkeeper.logs import LogStore, parse_level, setup_logging
 
     try:
@@ -63,11 +73,15 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"swarmkeeper: {error}", file=sys.stderr)
         return 2
     logs = LogStore()
-    setup_logging(level, logs)
+    formatter = formatter_for(args.log_format)
+    setup_logging(level, logs, formatter)
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
+                          ready_requires_backend=args.ready_requires_backend,
                           backend_type_modules=tuple(args.backend_types))
+    policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
+    setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
                                            access_log=False, lifespan="on", timeout_graceful_shutdown=30))

@@ -106,8 +106,9 @@ class LogStoreHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_logging(level: int, store: LogStore) -> None:
-    """Console at ``level``; the store keeps every line (backends' debug output included)."""
+def setup_logging(level: int, store: LogStore, formatter: logging.Formatter | None = None) -> None:
+    """Console at ``level`` (SwarmUI's format unless told); the store keeps every line (backends'
+    debug output included)."""
     root = logging.getLogger("swarmkeeper")
     root.setLevel(VERBOSE)
     root.propagate = False
@@ -115,7 +116,7 @@ def setup_logging(level: int, store: LogStore) -> None:
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(level)
-    console.setFormatter(SwarmFormatter())
+    console.setFormatter(formatter or SwarmFormatter())
     root.addHandler(console)
     root.addHandler(LogStoreHandler(store))
     server = logging.getLogger("uvicorn.error")  # uvicorn's own lines ("Uvicorn running on ..."), same shape

@@ -50,6 +50,7 @@ class DummyBackend(Backend[DummySettings]):
             self.host.set_status(BackendStatus.DISABLED, "No address is set.")
             return
         self.host.set_status(BackendStatus.LOADING, "Starting...")
+        self.host.log.info("Dummy backend starting (%s, mode %s)", settings.Address, settings.Mode)
         await asyncio.sleep(settings.InitSeconds)
         if settings.Mode == "fail":
             raise BackendInitError(f"Dummy backend at {settings.Address} failed to start")
