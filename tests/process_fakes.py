@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,3 +142,14 @@ class StateLog:
     @property
     def states(self) -> list[ProcessState]:
         return [state for state, _ in self.changes]
+
+
+async def poll_until(condition: Callable[[], bool], timeout: float = 20.0, every: float = 0.02) -> None:
+    """Wait until ``condition()`` holds (a test's bound, not a measurement)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    for _ in itertools.count():
+        if condition():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)

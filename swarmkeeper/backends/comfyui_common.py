@@ -105,6 +105,10 @@ class ComfyUIBackend(Backend[S]):
         self.object_info = MappingProxyType(answer)
         self.info = info
 
+    async def refresh_models(self) -> None:
+        """TriggerRefresh: the model lists come from ``object_info``, so re-read it."""
+        await self.reload_object_info()
+
     def forget_object_info(self) -> None:
         self.object_info = MappingProxyType({})
         self.info = ComfyInfo()

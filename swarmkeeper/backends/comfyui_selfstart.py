@@ -16,7 +16,7 @@ from typing import Any
 
 from swarmkeeper.backends.base import BackendHost, BackendType
 from swarmkeeper.backends.comfyui_common import ComfyUIBackend, max_usages_for
-from swarmkeeper.backends.comfyui_launch import comfy_args
+from swarmkeeper.backends.comfyui_launch import comfy_args, extra_args
 from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSettings
 from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
 from swarmkeeper.backends.status import BackendStatus
@@ -102,6 +102,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             return
         try:
             script = check_start_script(settings.StartScript)
+            extra_args(settings.ExtraArgs, 0)  # refuse bad quoting before anything is started
         except LaunchError as error:
             raise BackendConfigError(str(error)) from None
         if script.name != "main.py":

@@ -59,13 +59,13 @@ def check_start_script(raw: str, setting: str = "StartScript") -> Path:
     LaunchError saying why it cannot be launched. ``raw`` must not be blank."""
     text = clean_script_text(raw)
     shown = text if len(text) <= 200 else text[:200] + "..."
-    if not text.endswith(SCRIPT_KINDS):
-        raise LaunchError(f"{setting} '{shown}' is not a .py or .sh file: point it at ComfyUI's main.py "
-                          "(or a .sh script that starts it).")
     bad = sorted({c for c in text if c in FORBIDDEN_CHARACTERS or ord(c) < 32})
     if bad:
         shown_bad = " ".join(repr(c)[1:-1] for c in bad)
         raise LaunchError(f"{setting} '{shown}' holds characters a start script path may not have ( {shown_bad} ).")
+    if not text.endswith(SCRIPT_KINDS):
+        raise LaunchError(f"{setting} '{shown}' is not a .py or .sh file: point it at ComfyUI's main.py "
+                          "(or a .sh script that starts it).")
     path = Path(text).absolute()
     if not path.is_file():
         raise LaunchError(f"{setting} '{shown}' does not exist (looked for {path}).")

@@ -162,6 +162,7 @@ class Supervisor:
 
     async def _failed_start(self, spec: LaunchSpec, process: ProcessHandle, code: int) -> None:
         process.kill_tree()  # whatever it started before dying
+        self.process = None
         reason = exit_reason(spec.name, code, process.last_lines, ready=False)
         self._set(S.FATAL, reason)
         raise ProcessFailed(reason)
@@ -178,6 +179,7 @@ class Supervisor:
             reason = exit_reason(self.name, code, process.last_lines, ready=True)
             log.warning("%s", reason)
             if decision is ExitDecision.FAIL:
+                self.process = None
                 self._set(S.FATAL, reason)
                 return
             await self._relaunch(reason)
@@ -189,7 +191,7 @@ class Supervisor:
         try:
             await self._launch_until_ready()
         except ProcessFailed:
-            self.process = None  # FATAL already, with the reason
+            pass  # FATAL already, with the reason
         except LaunchError as error:
             self.process = None
             self._set(S.FATAL, str(error))
