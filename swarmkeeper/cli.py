@@ -158,6 +158,39 @@ def audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     audit.set_defaults(run=run.run(run.audit_show))
 
 
+def logs_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    import os
+
+    from swarmkeeper.backend_logs import DEFAULT_URL, KEY_ENV, URL_ENV
+
+    logs = commands.add_parser("logs", help="Print a backend's log lines (a self-started ComfyUI's output too) "
+                                            "from a running server.")
+    logs.add_argument("backend_id", type=int, help="The backend's id (ListBackends shows them).")
+    _add_flag(logs, "url", default=os.environ.get(URL_ENV, DEFAULT_URL),
+              help=f"The server's address (default ${URL_ENV} or {DEFAULT_URL}).")
+    _add_flag(logs, "api_key", default=os.environ.get(KEY_ENV),
+              help=f"An API key, sent as 'Authorization: Bearer <key>' (default ${KEY_ENV}).")
+    logs.add_argument("-f", "--follow", action="store_true", help="Keep printing new lines as they come (Ctrl-C "
+                                                                  "stops).")
+    logs.add_argument("-n", "--lines", type=int, default=0, help="Only the last N lines already there (default: "
+                                                                 "all the server keeps).")
+    _add_flag(logs, "interval", type=float, default=1.0, help="Seconds between polls with --follow (default 1).")
+    logs.set_defaults(run=run_logs)
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from swarmkeeper.backend_logs import LogRequest, print_logs
+
+    request = LogRequest(backend_id=args.backend_id, url=args.url, api_key=args.api_key, follow=args.follow,
+                         lines=max(0, args.lines), interval=max(0.1, args.interval))
+    try:
+        return asyncio.run(print_logs(request))
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swarmkeeper", description="A backend manager that speaks SwarmUI's "
                                                                      "BackendAPI.")
@@ -167,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     users_parser(commands)
     keys_parser(commands)
     audit_parser(commands)
+    logs_parser(commands)
     return parser
 
 
