@@ -87,3 +87,15 @@ async def test_the_page_stays_live_when_its_session_ends(pages: Pages, web_serve
         added = await APIClient(http).ok("AddNewBackend", type_id="swarmkeeper_dummy")
     await expect(card(page, added["id"])).to_be_visible()
     await expect(page.locator("#live-indicator")).to_have_text("Live")
+
+
+async def test_a_page_that_cannot_start_says_why_and_recovers_by_itself(pages: Pages) -> None:
+    page = await pages.open()
+    await page.route("**/API/ListBackendTypes", lambda route: route.abort())
+    await page.reload()
+    await expect(page.locator("#page-message")).to_contain_text("The page could not start: Cannot reach the server")
+    await expect(page.locator("#page-message")).to_contain_text("Trying again…")
+    await page.unroute("**/API/ListBackendTypes")
+    await expect(page.locator("#live-indicator")).to_have_text("Live")
+    await expect(page.locator("#page-message")).to_be_hidden()
+    await expect(page.locator("#add-buttons button").first).to_be_visible()

@@ -45,21 +45,26 @@ class BackendsPage {
   async start() {
     try {
       await this.api.newSession();
+      if (!this.api.may('view_backends_list')) {
+        this.block(lacking(this.api, 'view_backends_list'));
+        return;
+      }
+      await this.loadTypes();
     } catch (error) {
       if (error.loginRequired) this.needLogin();
-      else this.pageMessage(`Cannot start: ${error.message}`);
-      return;
-    }
-    if (!this.api.may('view_backends_list')) {
-      this.block(lacking(this.api, 'view_backends_list'));
+      else this.retryStart(`The page could not start: ${error.message}`);
       return;
     }
     this.pageMessage('');
     byId('blocked-view').hidden = true;
     byId('backends-view').hidden = false;
-    await this.loadTypes();
     await this.refresh();
     this.live.start();
+  }
+
+  retryStart(message) {
+    this.pageMessage(`${message} Trying again…`);
+    setTimeout(() => this.start(), POLL_MS);
   }
 
   needLogin(message = '') {

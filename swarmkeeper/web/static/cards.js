@@ -49,6 +49,7 @@ export class BackendCard {
     this.facts = h('dl', {class: 'facts'});
     this.message = h('p', {class: 'action-message', role: 'status', hidden: true});
     this.buttons = this.makeButtons();
+    this.buttons.logs.setAttribute('aria-expanded', 'false');
     this.summary = h('dl', {class: 'settings-list'});
     this.details = h('details', {class: 'settings-details'}, h('summary', {text: 'Settings'}), this.summary);
     this.editArea = h('div', {class: 'edit-area', hidden: true});
