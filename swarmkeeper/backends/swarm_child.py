@@ -16,7 +16,7 @@ from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_remote import RemoteBackend
 from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
-from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError, SwarmUnreachable
+from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError, SwarmProtocolError, SwarmUnreachable
 from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.types import JSONObject
 
@@ -31,8 +31,9 @@ class RemoteLink:
 
 
 def lost_status(error: SwarmError, allow_idle: bool) -> BackendStatus:
-    """``idle`` for an unreachable remote when AllowIdle is set; anything else is an error."""
-    if allow_idle and isinstance(error, SwarmUnreachable):
+    """With AllowIdle, ``idle`` while the remote does not answer as a SwarmUI (down, or a proxy's
+    error page while it restarts); a refusal (Authorization, a route error) is always an error."""
+    if allow_idle and isinstance(error, (SwarmUnreachable, SwarmProtocolError)):
         return BackendStatus.IDLE
     return BackendStatus.ERRORED
 
