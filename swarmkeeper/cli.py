@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from swarmkeeper import __version__, dotnet
+from swarmkeeper.cli_client import backends_parser, status_parser
 
 
 def _bool_flag(text: str) -> bool:
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     users_parser(commands)
     keys_parser(commands)
     audit_parser(commands)
+    backends_parser(commands)
+    status_parser(commands)
     logs_parser(commands)
     return parser
 
