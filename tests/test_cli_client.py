@@ -4,6 +4,8 @@ The last tests run the command as its own process, as a script would."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -121,6 +123,35 @@ async def test_logs_show_a_backends_lines(server: LoopbackServer, api: APIClient
     assert text.code == 0 and "[Info] Dummy backend starting (x, mode ok)" in text.out
     as_json = await cli(server.url, "backends", "logs", str(backend_id), "--json")
     assert any("Dummy backend starting" in line["message"] for line in as_json.json()["data"][f"backend-{backend_id}"])
+
+
+async def wait_for_count(out: io.StringIO, text: str, count: int) -> None:
+    for _ in range(400):
+        if out.getvalue().count(text) >= count:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"never printed {text!r} {count} times: {out.getvalue()!r}")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_logs_follow_prints_new_lines(server: LoopbackServer, api: APIClient, kept_logs: None,
+                                            as_json: bool) -> None:
+    backend_id = await running_backend(server, api)
+    argv = ["backends", "logs", str(backend_id), "--follow", "--interval", "0.05", "--url", server.url]
+    args = build_parser().parse_args(argv + (["--json"] if as_json else []))
+    out = io.StringIO()
+    task = asyncio.create_task(execute(args.run.command, args, out=out, err=io.StringIO()))
+    try:
+        await wait_for_count(out, "Dummy backend starting", 1)
+        await api.ok("RestartBackends", backend=str(backend_id))
+        await wait_for_count(out, "Dummy backend starting", 2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if as_json:
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [line["sequence_id"] for line in lines] == sorted({line["sequence_id"] for line in lines})
 
 
 # --- changing ---

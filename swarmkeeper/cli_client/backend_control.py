@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from swarmkeeper.backend_logs import LogReader, LogRequest
 from swarmkeeper.cli_client.backend_edits import backend_entry
 from swarmkeeper.cli_client.context import Context, ExitCode, Refused, UsageError
 from swarmkeeper.types import JSONObject
@@ -69,35 +70,32 @@ async def free_memory(context: Context) -> int:
 
 
 async def show_logs(context: Context) -> int:
-    """The backend's recent log lines; with --follow, new lines as they come (one JSON object per
-    line with --json), until Ctrl-C."""
+    """The backend's recent log lines; with --follow, new lines as they come, until Ctrl-C. Text
+    is read as ``swarmkeeper logs`` reads it (backend_logs.LogReader); --json prints the API's
+    answer, or with --follow one JSON object per line."""
     args = context.args
+    if not context.json:
+        reader = LogReader(context.client, LogRequest(backend_id=args.id), context.out)
+        await reader.poll(max(args.lines, 0))
+        while args.follow:
+            await asyncio.sleep(args.interval)
+            await reader.poll()
+        return ExitCode.OK
     name = f"backend-{args.id}"
     answer = await context.call("ListRecentLogMessages", types=[name])
-    if context.json and not args.follow:
+    if not args.follow:
         context.print_json(answer)
         return ExitCode.OK
-    lines = _lines(answer, name)
-    _print_lines(context, lines[-args.lines:] if args.lines > 0 else [])
-    last = max((line.get("sequence_id", 0) for line in lines), default=0)
-    while args.follow:
+    last = 0
+    while True:
+        for line in _lines(answer, name):
+            context.print_json_line(line)
+            last = max(last, line.get("sequence_id", 0))
         await asyncio.sleep(args.interval)
         answer = await context.call("ListRecentLogMessages", types=[name], last_sequence_ids={name: last})
-        fresh = _lines(answer, name)
-        _print_lines(context, fresh)
-        last = max([last, *(line.get("sequence_id", 0) for line in fresh)])
-    return ExitCode.OK
 
 
 def _lines(answer: JSONObject, name: str) -> list[dict[str, Any]]:
     data = answer.get("data")
     found = data.get(name) if isinstance(data, dict) else None
-    return [line for line in found or [] if isinstance(line, dict)]
-
-
-def _print_lines(context: Context, lines: list[dict[str, Any]]) -> None:
-    for line in lines:
-        if context.json:
-            context.print_json_line(line)
-        else:
-            context.print(f"{line.get('time')} [{line.get('level')}] {line.get('message')}")
+    return [line for line in found or [] if isinstance(line, dict) and isinstance(line.get("sequence_id"), int)]
