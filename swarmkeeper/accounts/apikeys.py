@@ -103,6 +103,8 @@ class KeyStore:
         self._sessions: dict[str, str] = {}  # session id -> key id
 
     async def load(self) -> None:
+        """Read the key-bound sessions, forgetting those whose session has ended."""
+        await self.db.execute("DELETE FROM api_key_sessions WHERE session_id NOT IN (SELECT id FROM sessions)")
         rows = await self.db.fetch_all("SELECT session_id, key_id FROM api_key_sessions")
         self._sessions = {row["session_id"]: row["key_id"] for row in rows}
 

@@ -37,6 +37,7 @@ async def start(services: Services) -> None:
     if not accounts.policy.required:
         return
     services.users = AccountUsers(accounts)
+    await accounts.passwords.warm_up()
     log.info("Accounts are on: callers log in (or use an API key)%s",
              "; direct local connections act as the owner" if accounts.policy.localhost_bypass else "")
     if not await accounts.users.all():
