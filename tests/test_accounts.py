@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import httpx
+
 from swarmkeeper.accounts.login_routes import ACCOUNTS_OFF
 from swarmkeeper.accounts.passwords import client_prehash
+from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.accounts.tokens import COOKIE, parse_token
 from swarmkeeper.api.permissions import role_permissions
-from tests.accounts_support import PASSWORD, Accounted, accounts_server
-from tests.servers import in_process, test_config
+from tests.accounts_support import PASSWORD, Accounted, accounts_server, write_settings
+from tests.servers import in_process, on_loopback, test_config
 
 INVALID = {"error_id": "invalid_login", "error": "Invalid username or password."}
 NO_USER = {"error": "Invalid or unauthorized."}
@@ -198,3 +201,19 @@ async def test_account_less_mode_has_no_login_and_ignores_keys(data_dir: Path) -
         response = await client.http.post("/API/GetNewSession", json={},
                                            headers={"Authorization": "Bearer swk_0123456789ab_" + "x" * 40})
         assert response.json()["user_id"] == "local"
+
+
+async def test_login_over_the_wire_with_a_browser_like_client(data_dir: Path) -> None:
+    """A real uvicorn socket: the cookie Login sets is kept by the client and read by GetNewSession."""
+    write_settings(data_dir, userauthorization={"AllowLocalhostBypass": False})
+    async with on_loopback(test_config(data_dir, require_accounts=True)) as running, \
+            httpx.AsyncClient(base_url=running.url) as browser:
+        await accounts_of(running.services).add_user("alice", client_prehash("alice", PASSWORD), "admin")
+        assert (await browser.post("/API/GetNewSession", json={})).json() == NO_USER
+        login = await browser.post("/API/Login", json={"username": "alice", "password": PASSWORD})
+        assert login.json() == {"success": "true"} and COOKIE in browser.cookies
+        session = (await browser.post("/API/GetNewSession", json={})).json()
+        assert session["user_id"] == "alice" and "add_remove_backends" in session["permissions"]
+        logout = await browser.post("/API/Logout", json={"session_id": session["session_id"]})
+        assert logout.json() == {"success": "true"} and COOKIE not in browser.cookies
+        assert (await browser.post("/API/GetNewSession", json={})).json() == NO_USER
