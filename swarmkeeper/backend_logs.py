@@ -66,6 +66,17 @@ class LogReader:
         return len(shown)
 
 
+async def no_lines(client: SwarmClient, request: LogRequest, err: TextIO) -> int:
+    """Nothing logged under that id: 0 if the backend exists (it said nothing yet), else 1."""
+    listing = await client.call("ListBackends", nonreal=True)
+    if str(request.backend_id) in listing:
+        print(f"swarmkeeper logs: backend {request.backend_id} has logged nothing yet", file=err)
+        return 0
+    print(f"swarmkeeper logs: there is no backend {request.backend_id} on {request.url} (ListBackends shows the "
+          "ids)", file=err)
+    return 1
+
+
 async def print_logs(request: LogRequest, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Exit code: 0 done, 1 refused (or no such log), 3 the server cannot be reached."""
     headers = {"Authorization": f"Bearer {request.api_key}"} if request.api_key else None
@@ -73,9 +84,7 @@ async def print_logs(request: LogRequest, out: TextIO = sys.stdout, err: TextIO 
         async with SwarmClient(request.url, headers=headers, timeout=30) as client:
             reader = LogReader(client, request, out)
             if not request.follow and not await reader.exists():
-                print(f"swarmkeeper logs: no log lines for backend {request.backend_id} on {request.url} (is the "
-                      "id right? ListBackends shows the ids)", file=err)
-                return 1
+                return await no_lines(client, request, err)
             await reader.poll(request.lines)
             while request.follow:
                 await asyncio.sleep(request.interval)

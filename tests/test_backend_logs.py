@@ -100,7 +100,11 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
 
 async def test_logs_exit_codes(server: ServerProcess) -> None:
     code, out, err = await cli("42", "--url", server.url)
-    assert (code, out) == (1, "") and "no log lines for backend 42" in err
+    assert (code, out) == (1, "") and "there is no backend 42" in err
+    async with server.client() as http:
+        quiet = (await call(http, "AddNewBackend", type_id="swarmkeeper_dummy"))["id"]
+    code, out, err = await cli(str(quiet), "--url", server.url)
+    assert (code, out) == (0, "") and f"backend {quiet} has logged nothing yet" in err
     code, _, err = await cli("0", "--url", f"http://127.0.0.1:{free_port()}")
     assert code == 3 and "Connection refused" in err
     code, _, err = await cli("0", "--url", "not a url")

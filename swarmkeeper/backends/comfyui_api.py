@@ -48,19 +48,30 @@ class ComfyUIAPIBackend(ComfyUIBackend[ComfyUIAPISettings]):
             self.host.set_status(BackendStatus.DISABLED, "No address is set: put ComfyUI's address (eg "
                                                          "http://localhost:8188) in the Address setting.")
             return
-        await self.connect(api_url_for(settings))
+        try:
+            url = api_url_for(settings)
+        except BackendConfigError as error:
+            self.host.log.error("%s", error)
+            raise
+        await self.connect(url)
         self.host.set_status(BackendStatus.LOADING, f"Connecting to ComfyUI at {self.api_url}...")
         try:
             await self.reload_object_info()
         except (ComfyUnreachable, ComfyTimeout) as error:
             if not settings.AllowIdle:
-                raise BackendInitError(f"ComfyUI at {self.api_url}: {error.message}") from None
+                raise self._init_error(error) from None
             self.start_monitor(allow_idle=True, lost_reason=error.message)
             return
         except ComfyError as error:
-            raise BackendInitError(f"ComfyUI at {self.api_url}: {error.message}") from None
+            raise self._init_error(error) from None
         self.host.set_status(BackendStatus.RUNNING, "")
         self.start_monitor(allow_idle=settings.AllowIdle)
+
+    def _init_error(self, error: ComfyError) -> BackendInitError:
+        """Retried by the lifecycle; said in the backend's own log too."""
+        reason = f"ComfyUI at {self.api_url}: {error.message}"
+        self.host.log.warning("%s", reason)
+        return BackendInitError(reason)
 
     async def shutdown(self) -> None:
         await self.close()

@@ -104,7 +104,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             script = check_start_script(settings.StartScript)
             extra_args(settings.ExtraArgs, 0)  # refuse bad quoting before anything is started
         except LaunchError as error:
-            raise BackendConfigError(str(error)) from None
+            raise self._config_error(str(error)) from None
         if script.name != "main.py":
             self.host.log.warning("ComfyUI start script is '%s', which looks wrong - did you forget to append "
                                   "'main.py' on the end?", script)
@@ -119,9 +119,14 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         try:
             await self.supervisor.start()
         except LaunchError as error:
-            raise BackendConfigError(str(error)) from None
+            raise self._config_error(str(error)) from None
         except ProcessFailed as error:
-            raise BackendConfigError(error.reason) from None
+            raise self._config_error(error.reason) from None
+
+    def _config_error(self, reason: str) -> BackendConfigError:
+        """Errored for good (no retry), and said in the backend's own log too."""
+        self.host.log.error("%s", reason)
+        return BackendConfigError(reason)
 
     def _on_state(self, state: ProcessState, reason: str) -> None:
         self.host.set_status(public_status(state), reason)

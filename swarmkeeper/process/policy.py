@@ -26,7 +26,7 @@ class RestartPolicy:
     #: Seconds to wait after SIGTERM before killing the whole process tree.
     term_wait: float = 10.0
     #: Seconds between readiness probes while a process starts.
-    probe_interval: float = 0.2
+    probe_interval: float = 0.1
 
 
 class ExitDecision(StrEnum):
