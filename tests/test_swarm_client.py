@@ -138,7 +138,7 @@ async def test_global_gate_401(double: SwarmDouble) -> None:
 async def test_missing_session_id_in_answer() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"version": "1"}))
     async with SwarmClient("http://remote", transport=transport) as client:
-        with pytest.raises(SwarmProtocolError, match="Failed to get session ID from remote swarm."):
+        with pytest.raises(SwarmProtocolError, match=r"^Failed to get session ID from remote swarm\.$"):
             await client.new_session()
 
 

@@ -76,6 +76,7 @@ class SwarmParent(Backend[SwarmSettings]):
         if not settings.Address.strip():
             self.host.set_status(BackendStatus.DISABLED, "No address is set.")
             return
+        self._forget()
         self.connection = Connection.from_settings(settings, self.host.log)
         self.client = self.connection.client()
         self.host.set_status(BackendStatus.LOADING, f"Connecting to {self.connection.address}...")
@@ -93,9 +94,18 @@ class SwarmParent(Backend[SwarmSettings]):
                 await watcher
         await self._remove_children(set(self.children))
         client, self.client = self.client, None
-        self.connected = False
+        self._forget()
         if client is not None:
             await client.aclose()
+
+    def _forget(self) -> None:
+        """Nothing learnt from an earlier connection outlives it."""
+        self.connected = False
+        self._features = frozenset()
+        self._models = {}
+        self._plan = Plan()
+        self._refresh_models = True
+        self._last_error = ""
 
     async def refresh_models(self) -> None:
         """TriggerRefresh: ask the remote to refresh, then read its lists again."""
@@ -184,12 +194,12 @@ class SwarmParent(Backend[SwarmSettings]):
         if current.loops and not current.linked:
             assert self.connection is not None
             self._lost(SwarmLoop(loop_reason(self.connection.address, current.loops, self.host.services.server_id)))
-        elif current.loading:
+            return
+        self._last_error = ""
+        if current.loading:
             self.host.set_status(BackendStatus.LOADING, f"Waiting for {current.loading} remote backends to load...")
         else:
             self.host.set_status(BackendStatus.RUNNING, "")
-        if not (current.loops and not current.linked):
-            self._last_error = ""
 
     def _report_loops(self, previous: Plan, current: Plan) -> None:
         """Log each remote backend refused as a loop, once (not on every look)."""
