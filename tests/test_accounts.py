@@ -67,6 +67,8 @@ async def test_every_password_form_swarmui_clients_send_logs_in(app_client_with_
 async def test_no_credential_no_session(app_client_with_accounts: Accounted) -> None:
     response = await app_client_with_accounts.new_session()
     assert (response.status_code, response.json()) == (200, NO_USER)
+    claimed = await app_client_with_accounts.new_session(headers={"X-SWARM-USER_ID": "root"})
+    assert claimed.json() == NO_USER  # the account-less user header means nothing with accounts on
 
 
 async def test_logout_ends_the_login_and_every_session(app_client_with_accounts: Accounted) -> None:

@@ -32,7 +32,7 @@ from swarmkeeper.api.permissions import (
     PermissionFlag,
     role_permissions,
 )
-from swarmkeeper.api.routes import APICall, Handler, ParamType, Route
+from swarmkeeper.api.routes import APICall, Handler, ParamType, Route, RouteTable
 from swarmkeeper.app import FEATURES, api_routes
 from tests.accounts_support import ROLES, Accounted, accounts_server
 
@@ -204,6 +204,8 @@ def test_roles_hold_swarmuis_defaults() -> None:
 
 def test_every_route_carries_a_registered_flag() -> None:
     """A route cannot be declared without a flag, and its flag must be one roles know of."""
+    with pytest.raises(TypeError):
+        RouteTable().route("NoFlag")  # type: ignore[call-arg]
     known = {flag.id for flag in ALL_FLAGS} | {PUBLIC.id}
     routes = list(api_routes(FEATURES))
     assert [route.name for route in routes if route.flag.id not in known] == []
