@@ -46,6 +46,10 @@ async def secretless(api: APIClient, secret: str) -> None:
     assert secret not in json.dumps(logs)
 
 
+async def server_id(api: APIClient) -> str:
+    return str((await api.raw("GetNewSession")).json()["server_id"])
+
+
 async def test_remote_that_stops_and_comes_back(servers: dict[str, ServerProcess]) -> None:
     b, a = servers["B"], servers["A"]
     async with api_at(b.url) as b_api, api_at(a.url) as a_api:
@@ -63,10 +67,12 @@ async def test_remote_that_stops_and_comes_back(servers: dict[str, ServerProcess
         assert [child["status"] for child in mirrored] == ["idle"]
         assert "cannot be used" in mirrored[0]["status_reason"]
         b.start()  # same port, same data folder: B's backend comes back on its own
+        restarted = await server_id(b_api)
         for parent in (strict, lenient):
             await wait_parent(a_api, parent, "running")
             (child,) = await wait_children(a_api, parent, 1)
             assert child["remote_id"] == gpu and child["features"] == ["dummy"]
+            assert child["remote_server_id"] == restarted and child["swarm_chain"] == [restarted]
 
 
 async def test_loops_are_refused(servers: dict[str, ServerProcess]) -> None:
@@ -108,10 +114,6 @@ async def test_remote_that_requires_authorization(servers: dict[str, ServerProce
 
 def _by_type(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {child["remote_type"]: child for child in found}
-
-
-async def server_id(api: APIClient) -> str:
-    return str((await api.raw("GetNewSession")).json()["server_id"])
 
 
 async def test_three_servers_in_a_chain(servers: dict[str, ServerProcess]) -> None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,26 @@ async def swarmui_reads(swarmui: httpx.AsyncClient, ours: Server) -> None:
     assert refreshed["models"]["Stable-Diffusion"] == [["m.safetensors", None]]
     stale = await swarmui.post("/API/ListBackends", json={"session_id": "expired", "nonreal": True})
     assert stale.status_code == 401 and stale.json()["error_id"] == "invalid_session_id"
+
+
+async def test_deleting_during_a_refresh_leaves_nothing_behind(local: Server, double: SwarmDouble) -> None:
+    double.backends[1].status = "running"
+    parent = await add_swarm(local.api, double.url)
+    await wait_children(local.api, parent, 3)
+    await wait_parent(local.api, parent, "running")
+    double.fault = "hang"
+    refreshing = asyncio.create_task(local.api.ok("TriggerRefresh"))
+    await wait_for_calls(double, "TriggerRefresh", 1)  # the refresh now hangs on the remote
+    await local.api.ok("DeleteBackend", backend_id=parent)
+    assert "models" in await refreshing  # it ends (the hung request is cut), without error
+    double.fault = None
+    entries = await listing(local.api)
+    assert entries == {}  # no child spawned by the refresh after its parent went
+
+
+async def wait_for_calls(double: SwarmDouble, route: str, count: int) -> None:
+    for _ in range(500):
+        if len(double.calls_to(route)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{route} was never called {count} times: {double.calls}")

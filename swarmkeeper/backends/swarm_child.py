@@ -52,12 +52,13 @@ class SwarmChild(Backend[SwarmSettings]):
     def link(self, link: RemoteLink, models: Mapping[str, Sequence[str]]) -> None:
         """Called by the parent right after spawning (before init runs)."""
         self.linked = link
-        self.update(link.remote, models)
+        self.update(link.remote, models, link.server_id)
 
-    def update(self, remote: RemoteBackend, models: Mapping[str, Sequence[str]]) -> None:
-        """The remote backend as the parent's latest refresh saw it (running)."""
-        if self.linked is not None and remote != self.linked.remote:
-            self.linked = RemoteLink(self.linked.connection, self.linked.server_id, remote)
+    def update(self, remote: RemoteBackend, models: Mapping[str, Sequence[str]], server_id: str) -> None:
+        """The remote backend as the parent's latest refresh saw it (running), on the remote
+        server of that id (a new one after the remote restarted)."""
+        if self.linked is not None and (remote, server_id) != (self.linked.remote, self.linked.server_id):
+            self.linked = RemoteLink(self.linked.connection, server_id, remote)
         if models != self._models:
             self._models = models
         self.max_usages = remote.max_usages

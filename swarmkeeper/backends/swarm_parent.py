@@ -40,6 +40,10 @@ class SwarmLoop(SwarmError):
     """Everything the remote offers would send work back here (A → B → A)."""
 
 
+class _Stale(Exception):
+    """The backend was shut down (or re-initialised) while a look at the remote was under way."""
+
+
 class SwarmParent(Backend[SwarmSettings]):
     can_load_models = False
 
@@ -54,6 +58,8 @@ class SwarmParent(Backend[SwarmSettings]):
         self._plan = Plan()
         self._refresh_models = True
         self._last_error = ""
+        #: Bumped by every init and shutdown: a look that started before is stale and changes nothing.
+        self._epoch = 0
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -87,6 +93,7 @@ class SwarmParent(Backend[SwarmSettings]):
         self._watcher = asyncio.create_task(self._watch(), name=f"swarm-watch-{self.host.id}")
 
     async def shutdown(self) -> None:
+        self._forget()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
@@ -94,12 +101,12 @@ class SwarmParent(Backend[SwarmSettings]):
                 await watcher
         await self._remove_children(set(self.children))
         client, self.client = self.client, None
-        self._forget()
         if client is not None:
             await client.aclose()
 
     def _forget(self) -> None:
         """Nothing learnt from an earlier connection outlives it."""
+        self._epoch += 1
         self.connected = False
         self._features = frozenset()
         self._models = {}
@@ -143,19 +150,29 @@ class SwarmParent(Backend[SwarmSettings]):
     async def _look(self) -> None:
         """One look at the remote (a session if need be, its backends, its models if need be),
         and the status that follows. Connection trouble becomes the status, never an exception."""
+        epoch = self._epoch
         async with self._lock:
             try:
+                self._still(epoch)
                 if not self.connected:
-                    await self._connect()
-                await self._refresh()
+                    await self._connect(epoch)
+                await self._refresh(epoch)
             except (SelfConnection, asyncio.CancelledError):
                 raise
+            except _Stale:
+                return
             except SwarmError as error:
-                self._lost(error)
+                if epoch == self._epoch:
+                    self._lost(error)
 
-    async def _connect(self) -> None:
+    def _still(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            raise _Stale
+
+    async def _connect(self, epoch: int) -> None:
         assert self.client is not None and self.connection is not None
         await self.client.new_session(timeout=self.connection.timeout)
+        self._still(epoch)
         self._check_not_self()
         self.connected = True
         self._refresh_models = True
@@ -166,9 +183,10 @@ class SwarmParent(Backend[SwarmSettings]):
                                 self.client.base_url)
             raise SelfConnection(f"{SELF_CONNECTION} {self.client.base_url} is this server's own address.")
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, epoch: int) -> None:
         assert self.client is not None and self.connection is not None
         data = await self.client.call("ListBackends", timeout=self.connection.timeout, nonreal=True, full_data=True)
+        self._still(epoch)
         self._check_not_self()  # the call may have made a new session with a server that restarted
         remotes, skipped = read_listing(data)
         if skipped:
@@ -177,9 +195,10 @@ class SwarmParent(Backend[SwarmSettings]):
         new_plan = plan(remotes, self.host.services.server_id, self.settings.AllowForwarding)
         if self._refresh_models or new_plan.loading or new_plan.linked.keys() != self._plan.linked.keys():
             await self._read_models()
+            self._still(epoch)
         self._report_loops(self._plan, new_plan)
         self._plan = new_plan
-        await self._reconcile(new_plan.linked)
+        await self._reconcile(new_plan.linked, epoch)
         self._settle(new_plan)
 
     async def _read_models(self) -> None:
@@ -235,16 +254,16 @@ class SwarmParent(Backend[SwarmSettings]):
         remote_title = remote.title or f"{remote.type} #{remote.id}"
         return f"[Remote from {self.host.id}: {parent_title}] {remote_title}"
 
-    async def _reconcile(self, linked: Mapping[int, RemoteBackend]) -> None:
+    async def _reconcile(self, linked: Mapping[int, RemoteBackend], epoch: int) -> None:
         gone = {remote_id for remote_id, child in self.children.items() if remote_id not in linked or child.removed}
         await self._remove_children(gone)
-        assert self.connection is not None and self.client is not None
+        self._still(epoch)
         for remote_id, remote in linked.items():
             child = self.children.get(remote_id)
             if child is None:
                 self._spawn(remote)
             elif isinstance(child.backend, SwarmChild):
-                child.backend.update(remote, self._models)
+                child.backend.update(remote, self._models, self.remote_server_id or "")
 
     def _spawn(self, remote: RemoteBackend) -> None:
         assert self.connection is not None

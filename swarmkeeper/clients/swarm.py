@@ -180,6 +180,8 @@ class SwarmClient:
     async def post(self, route: str, body: Mapping[str, Any], *, timeout: float | None = None) -> Answer:
         """One raw POST, the whole answer within ``timeout`` seconds; SwarmError on failure."""
         limit = self.timeout if timeout is None else timeout
+        if self._http.is_closed:
+            raise SwarmUnreachable(f"The connection to {self.base_url} was closed")
         try:
             async with asyncio.timeout(limit):
                 async with self._http.stream("POST", f"/API/{route}", json=dict(body), timeout=limit) as response:
