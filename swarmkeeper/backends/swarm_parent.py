@@ -189,10 +189,10 @@ class SwarmParent(Backend[SwarmSettings]):
         self._still(epoch)
         self._check_not_self()  # the call may have made a new session with a server that restarted
         remotes, skipped = read_listing(data)
-        if skipped:
-            self.host.log.warning("%s entries of the backend list of %s could not be read", skipped,
-                                  self.connection.address)
-        new_plan = plan(remotes, self.host.services.server_id, self.settings.AllowForwarding)
+        if skipped and skipped != self._plan.skipped:
+            self.host.log.warning("%s entries of the backend list of %s could not be read (no id or status); "
+                                  "they are left out", skipped, self.connection.address)
+        new_plan = plan(remotes, self.host.services.server_id, self.settings.AllowForwarding, skipped)
         if self._refresh_models or new_plan.loading or new_plan.linked.keys() != self._plan.linked.keys():
             await self._read_models()
             self._still(epoch)

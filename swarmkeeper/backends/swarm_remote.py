@@ -108,6 +108,8 @@ class Plan:
     loops: dict[int, RemoteBackend] = field(default_factory=dict)
     #: How many remote backends are still loading.
     loading: int = 0
+    #: How many entries of the remote's list could not be read.
+    skipped: int = 0
 
     @property
     def features(self) -> frozenset[str]:
@@ -115,7 +117,7 @@ class Plan:
         return frozenset().union(*(remote.features for remote in self.linked.values()))
 
 
-def plan(remotes: Mapping[int, RemoteBackend], own_server_id: str, allow_forwarding: bool) -> Plan:
+def plan(remotes: Mapping[int, RemoteBackend], own_server_id: str, allow_forwarding: bool, skipped: int = 0) -> Plan:
     """SwarmUI's rule (a child per running remote backend; remote Swarm-API backends only with
     AllowForwarding), minus remote control instances, minus anything that loops back here.
     Only backends that could get a child count as loading (a remote parent that is itself
@@ -133,7 +135,7 @@ def plan(remotes: Mapping[int, RemoteBackend], own_server_id: str, allow_forward
             linked[remote.id] = remote
         elif remote.status == "loading":
             loading += 1
-    return Plan(linked, loops, loading)
+    return Plan(linked, loops, loading, skipped)
 
 
 def short_id(server_id: str) -> str:
