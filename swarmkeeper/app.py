@@ -28,6 +28,7 @@ from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
+from swarmkeeper.dispatch.feature import APP_KEY, DISPATCH
 from swarmkeeper.events import EventHub
 from swarmkeeper.features import Feature
 from swarmkeeper.health import HEALTH
@@ -43,7 +44,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS]
+FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:
@@ -131,6 +132,7 @@ def create_app(config: ServerConfig, logs: LogStore | None = None, features: lis
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_services(config, logs, chosen)
         app.state.services = services
+        services.extra[APP_KEY] = app  # what the ComfyUI pool's own port serves
         try:
             yield
         finally:

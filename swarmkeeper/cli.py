@@ -54,6 +54,9 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
               help="Rotate <data_dir>/logs/server.log and each backend-<id>.log past this size (default 10; "
                    "0 writes no log files).")
     _add_flag(serve, "log_backups", type=int, default=5, help="Rotated log files kept per log (default 5).")
+    _add_flag(serve, "comfy_port", type=int, default=7802,
+              help="Port of the ComfyUI-compatible pool: point any ComfyUI client here (default 7802; -1: only "
+                   "under /ComfyBackendDirect/ on the main port).")
     _add_flag(serve, "ready_requires_backend", type=_bool_flag, nargs="?", const=True, default=True,
               help="/health/ready answers 503 until a backend is running (default true).")
     serve.set_defaults(run=run_serve)
@@ -79,7 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
-                          ready_requires_backend=args.ready_requires_backend,
+                          ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           backend_type_modules=tuple(args.backend_types))
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     setup_log_files(config.data_dir, level, formatter, policy)

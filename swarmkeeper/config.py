@@ -37,6 +37,9 @@ class ServerConfig:
     ready_requires_backend: bool = True
     #: Modules whose BACKEND_TYPES are registered after the built-in types (plug-ins).
     backend_type_modules: tuple[str, ...] = ()
+    #: --comfy_port: the ComfyUI-compatible pool's own port (``serve`` defaults to 7802); None: only
+    #: under /ComfyBackendDirect/ on the main port.
+    comfy_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,6 +84,11 @@ class BackendsSettings:
     ForceRestartOnTimeout: bool = boolean(
         False, "If true, when no backend has answered for MaxTimeoutMinutes, restart every backend instead of "
                "failing the waiting requests.")
+    SchedulingStrategy: str = dropdown(
+        "swarmui", "(swarmkeeper) Which free backend takes a generation.\n'swarmui': SwarmUI's rule (a backend that "
+                   "has the model loaded first, then the fewest jobs, then the lowest ID).\n'least_busy': the fewest "
+                   "jobs in flight first, even if another backend has the model loaded.",
+        [("swarmui", "SwarmUI"), ("least_busy", "Least Busy")])
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,9 @@ FUNDAMENTAL_GENERATE_TAB_ACCESS = PermissionFlag(
     "fundamental_generate_tab_access", "Fundamental Generate Tab Access",
     "Allows this user to access the generate tab. This is basically required to even open the UI.", Level.GUEST,
     USER_GROUP, Safety.SAFE)
+BASIC_IMAGE_GENERATION = PermissionFlag(
+    "basic_image_generation", "Basic Image Generation", "Allows this user to generate images.", Level.GUEST,
+    USER_GROUP, Safety.SAFE)
 EDIT_USER_SETTINGS = PermissionFlag(
     "edit_user_settings", "Edit User Settings", "Allows this user to edit their own settings.", Level.USER,
     USER_GROUP, Safety.SAFE)
@@ -127,6 +130,7 @@ ALL_FLAGS: tuple[PermissionFlag, ...] = (
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
     CONTROL_MODEL_REFRESH, CONTROL_MEM_CLEAN, LOAD_MODELS_NOW,
     FUNDAMENTAL_MODEL_ACCESS, FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,
+    BASIC_IMAGE_GENERATION,
 )
 
 #: Built-in roles and the lowest default level each one reaches.

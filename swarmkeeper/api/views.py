@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import orjson
 
@@ -50,10 +51,21 @@ def _tail(record: BackendRecord, full_data: bool) -> JSONObject:
     data["status_reason"] = record.status_reason
     data["init_attempts"] = record.init_attempts
     data["usages"] = record.usages
+    data["jobs_in_flight"] = record.usages - record.jobs_queued  # running on it now
+    data["jobs_queued"] = record.jobs_queued  # sent to it, waiting in its own queue
+    data["last_used"] = _wall_time(record.last_used)
     if record.parent is not None:
         data["parent_id"] = record.parent.id
     data.update(backend.extra_fields(full_data))
     return data
+
+
+def _wall_time(monotonic: float | None) -> str | None:
+    """A monotonic stamp as an ISO 8601 UTC time (None when never used)."""
+    if monotonic is None:
+        return None
+    stamp = time.time() - (time.monotonic() - monotonic)
+    return datetime.fromtimestamp(stamp, tz=UTC).isoformat(timespec="seconds")
 
 
 _NEVER_USED = b'"seconds_since_used":0,"time_since_used":"Never"'

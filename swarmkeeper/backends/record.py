@@ -49,6 +49,8 @@ class BackendRecord:
     modcount: int = 0
     #: Active claims (generations in flight).
     usages: int = 0
+    #: Of those, how many wait in the backend's own queue (dispatched, not started yet).
+    jobs_queued: int = 0
     #: Monotonic time of the last claim or release, None if never used.
     last_used: float | None = None
     init_attempts: int = 0

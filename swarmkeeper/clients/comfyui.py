@@ -588,9 +588,14 @@ class ComfyClient:
         """``POST /history {"clear": true}``."""
         await self._no_content("POST", "/history", json={"clear": True})
 
-    async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
-        """``GET /view``: the bytes of an output, input or temp file (404 → ``ComfyRequestError``)."""
-        params = {"filename": filename, "subfolder": subfolder, "type": type}
+    async def view(
+        self, filename: str, subfolder: str = "", type: str = "output", extra: Mapping[str, str] | None = None
+    ) -> bytes:
+        """``GET /view``: the bytes of an output, input or temp file (404 → ``ComfyRequestError``).
+
+        ``extra`` adds query parameters (``preview``, ``channel``).
+        """
+        params = {**(extra or {}), "filename": filename, "subfolder": subfolder, "type": type}
         status, raw = await self._send("GET", "/view", self.max_file_bytes, params=params)
         self._check_status(status, raw)
         return raw

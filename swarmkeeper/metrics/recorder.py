@@ -33,6 +33,10 @@ from prometheus_client.registry import Collector
 from swarmkeeper import __version__
 
 #: Seconds; API calls are mostly milliseconds, edits and restarts can wait for a backend.
+#: Seconds a generation waits for a backend: none at all, up to a long queue.
+DISPATCH_WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0)
+#: Seconds the scheduler spends choosing a backend.
+DECISION_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -56,6 +60,7 @@ class Metrics:
                 self.registry.register(collector)
         self._declare_backend_counters()
         self._declare_api_metrics()
+        self._declare_dispatch_metrics()
         Gauge("swarmkeeper_build_info", "The running swarmkeeper's version (always 1).", ["version"],
               registry=self.registry).labels(__version__).set(1)
 
@@ -82,6 +87,20 @@ class Metrics:
         self._requests = Counter(
             "swarmkeeper_api_requests", "POST /API/<Route> calls answered, by route and HTTP status code.",
             ["route", "code"], registry=self.registry)
+
+    def _declare_dispatch_metrics(self) -> None:
+        self._dispatch_wait = Histogram(
+            "swarmkeeper_dispatch_wait_seconds", "Time a generation waited for a backend slot.",
+            buckets=DISPATCH_WAIT_BUCKETS, registry=self.registry)
+        self._dispatch_decision = Histogram(
+            "swarmkeeper_dispatch_decision_seconds", "The scheduler's own time to choose the backend for one "
+            "generation.", buckets=DECISION_BUCKETS, registry=self.registry)
+        self._dispatch_outcomes = Counter(
+            "swarmkeeper_dispatch_jobs", "Generations that ended (pool prompts and generation routes), by outcome: "
+            "success, error, interrupted (as the backend reported), failed (no backend, or lost), cancelled.",
+            ["outcome"], registry=self.registry)
+        for outcome in ("success", "error", "interrupted", "failed", "cancelled"):
+            self._dispatch_outcomes.labels(outcome)
 
     # --- set-up ---
 
@@ -117,6 +136,14 @@ class Metrics:
 
     def memory_freed(self, type_id: str, outcome: FreeOutcome) -> None:
         self._frees.labels(type_id, outcome).inc()
+
+    def dispatched(self, waited: float, deciding: float) -> None:
+        """A generation got a backend slot after ``waited`` s; choosing it took ``deciding`` s."""
+        self._dispatch_wait.observe(waited)
+        self._dispatch_decision.observe(deciding)
+
+    def job_ended(self, outcome: str) -> None:
+        self._dispatch_outcomes.labels(outcome).inc()
 
     def api_call(self, route: str, code: int, seconds: float) -> None:
         self._latency.labels(route).observe(seconds)

@@ -580,6 +580,17 @@ class Files:
         return max((int(d) for d in digits if d.isdigit()), default=0) + 1
 
 
+def with_checkpoints(info: JSONObject, options: FakeOptions) -> JSONObject:
+    """``object_info`` listing ``models["checkpoints"]`` in CheckpointLoaderSimple, as a real ComfyUI
+    lists the checkpoints of its model folders (the fixture has none)."""
+    checkpoints = list(options.models.get("checkpoints", []))
+    if not checkpoints:
+        return info
+    loader = copy.deepcopy(info["CheckpointLoaderSimple"])
+    loader["input"]["required"]["ckpt_name"][0] = checkpoints
+    return {**info, "CheckpointLoaderSimple": loader}
+
+
 class FakeComfy:
     """The fake's state apart from HTTP: queue, worker, history, files, sockets and cache."""
 
@@ -587,7 +598,7 @@ class FakeComfy:
         self.options = options
         self.fault: Fault | None = options.fault
         self.on_crash = on_crash
-        self.object_info: JSONObject = fixture("object_info_noapi.json")
+        self.object_info: JSONObject = with_checkpoints(fixture("object_info_noapi.json"), options)
         self.output_classes = {n for n, i in self.object_info.items() if i.get("output_node")}
         self.calls: list[Call] = []
         self.number = 0

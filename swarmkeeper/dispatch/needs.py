@@ -1,0 +1,83 @@
+"""What a ComfyUI prompt needs of the one backend that runs it, as a scheduler filter.
+
+The pool validates a prompt against the union of every backend's ``object_info``; a single backend
+must then have every node class the prompt uses and accept every choice it makes (a checkpoint
+name is such a choice: a backend without that model refuses it). A backend whose node list is
+not known yet (a chained server not asked yet) is refused for now, which makes the request wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs, is_link, is_upload
+from swarmkeeper.dispatch.requests import Refusal
+
+#: Node inputs that name the main model, in the order they are looked for.
+MODEL_INPUTS = (("CheckpointLoaderSimple", "ckpt_name"), ("CheckpointLoader", "ckpt_name"),
+                ("UNETLoader", "unet_name"), ("UnetLoaderGGUF", "unet_name"))
+#: A backend's object_info, or None when not known (and the refusal to give then).
+InfoSource = Callable[[BackendRecord], "Mapping[str, Any] | Refusal"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    node_id: str
+    class_type: str
+    input: str
+    value: Any
+
+
+@dataclass
+class PromptNeeds:
+    """Node classes and literal choices of a graph (validated already)."""
+
+    classes: frozenset[str]
+    choices: tuple[Choice, ...]
+    model: str | None
+    info_of: InfoSource
+    _cache: dict[tuple[int, int], Refusal | None] = field(default_factory=dict, repr=False)
+
+    def __call__(self, record: BackendRecord) -> Refusal | None:
+        info = self.info_of(record)
+        if isinstance(info, Refusal):
+            return info
+        key = (record.id, id(info))
+        if key not in self._cache:
+            self._cache[key] = self.judge(info)
+        return self._cache[key]
+
+    def judge(self, info: Mapping[str, Any]) -> Refusal | None:
+        missing = sorted(self.classes - info.keys())
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            return Refusal(f"missing node class(es) {shown}")
+        for choice in self.choices:
+            spec = input_specs(info[choice.class_type]).get(choice.input)
+            options = combo_choices(spec) if spec is not None else None
+            if options is not None and choice.value not in options:
+                what = "model" if (choice.class_type, choice.input) in MODEL_INPUTS else choice.input
+                return Refusal(f"missing {what} '{choice.value}' (node {choice.node_id}, {choice.class_type})")
+        return None
+
+
+def needs_of(graph: Mapping[str, Any], info: Mapping[str, Any], info_of: InfoSource) -> PromptNeeds:
+    """The needs of a graph that passed validation against ``info`` (the union)."""
+    classes: set[str] = set()
+    choices: list[Choice] = []
+    model = None
+    for node_id, node in graph.items():
+        kind = node["class_type"]
+        classes.add(kind)
+        specs = input_specs(info[kind])
+        for name, value in node.get("inputs", {}).items():
+            spec = specs.get(name)
+            if spec is None or is_link(value) or is_upload(spec) or combo_choices(spec) is None:
+                continue
+            choices.append(Choice(str(node_id), kind, name, value))
+            if model is None and (kind, name) in MODEL_INPUTS and isinstance(value, str):
+                model = value
+    return PromptNeeds(frozenset(classes), tuple(choices), model, info_of)

@@ -1,0 +1,92 @@
+"""A prompt in the pool: from ``POST /prompt`` to its last event, whichever backend runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from swarmkeeper.dispatch.needs import PromptNeeds
+from swarmkeeper.types import BackendId
+
+JSONObject = dict[str, Any]
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # waiting for a backend (in the scheduler)
+    SENDING = "sending"  # a backend slot is claimed; POST /prompt to it under way
+    SUBMITTED = "submitted"  # in the backend's own queue
+    RUNNING = "running"  # the backend said execution_start
+    DONE = "done"  # the backend finished it (success, error or interrupted)
+    FAILED = "failed"  # the pool gave up on it (no backend, backend lost mid-run)
+    CANCELLED = "cancelled"  # deleted from the queue before it ran
+
+
+FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+ACTIVE = (JobState.SENDING, JobState.SUBMITTED, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job on a backend ended, as the link saw it."""
+
+    #: success | error | interrupted (the backend's words), or lost (the backend went away).
+    kind: str
+    started: bool = False
+    message: str = ""
+
+
+@dataclass(eq=False)
+class Job:
+    prompt_id: str
+    number: float
+    graph: JSONObject
+    #: extra_data as the client sent it, plus its client_id (ComfyUI's history shows it so).
+    extra_data: JSONObject
+    #: Output node ids to run (after partial_execution_targets).
+    outputs: list[str]
+    needs: PromptNeeds
+    client_id: str | None = None
+    front: bool = False
+    session: str | None = None
+    pin: BackendId | None = None
+    #: For jobs the server makes itself (GenerateText2Image): receives every event.
+    sink: Callable[[Job, JSONObject | bytes], None] | None = None
+    state: JobState = JobState.QUEUED
+    backend_id: BackendId | None = None
+    #: The backend's current model differed from the job's: the job loads it.
+    loads_model: bool = False
+    #: Key of the link (backend connection) the job was sent on.
+    link_key: str | None = None
+    created: float = field(default_factory=time.monotonic)
+    #: The last ``executing`` event, re-sent to a client that reconnects while it runs.
+    last_executing: JSONObject | None = None
+    #: A history entry the pool made itself (failed jobs), or one cached from the backend.
+    history: JSONObject | None = None
+    finished: asyncio.Future[Outcome] | None = field(default=None, repr=False)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def item(self) -> list[Any]:
+        """ComfyUI's 5-list for /queue and /history: [number, id, graph, extra_data, outputs]."""
+        return [self.number, self.prompt_id, self.graph, self.extra_data, self.outputs]
+
+    @property
+    def started(self) -> bool:
+        return self.state is JobState.RUNNING
+
+    @property
+    def live(self) -> bool:
+        return self.state not in FINISHED
+
+    def arm(self) -> asyncio.Future[Outcome]:
+        """A fresh future for the next attempt's outcome."""
+        self.finished = asyncio.get_running_loop().create_future()
+        return self.finished
+
+    def settle(self, outcome: Outcome) -> None:
+        if self.finished is not None and not self.finished.done():
+            self.finished.set_result(outcome)

@@ -1,0 +1,178 @@
+"""One event websocket per backend, shared by every pool prompt sent there.
+
+Each prompt is sent with the link's own ``client_id``, so the backend sends its events here; the
+link hands each event to the job whose ``prompt_id`` it carries (binary preview frames without
+metadata go to the prompt the backend is running). ``status`` and ``feature_flags`` are the
+backend's own and stay here: the pool sends its clients its own.
+
+When the socket drops the link tries once to reconnect with the same id (ComfyUI then carries on
+sending events for the prompts it holds); if that fails the backend is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any, Protocol
+
+from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType, ComfyEvents
+from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
+from swarmkeeper.dispatch.pool.jobs import Job
+from swarmkeeper.dispatch.targets import Target
+
+log = logging.getLogger("swarmkeeper.dispatch.pool")
+PREVIEW_FLAGS = {"supports_preview_metadata": True}
+#: Seconds a reconnect may take before the backend counts as lost.
+RECONNECT_TIMEOUT = 5.0
+IGNORED = frozenset({"status", "feature_flags", "crystools.monitor"})
+
+
+class LinkOwner(Protocol):
+    def on_event(self, job: Job, kind: str, data: dict[str, Any]) -> None: ...
+
+    def on_binary(self, job: Job, event: BinaryEvent, frame: bytes) -> None: ...
+
+    async def on_lost(self, link: Link, reason: str, reconnected: bool) -> None: ...
+
+
+def frame_of(event: BinaryEvent) -> bytes:
+    return int(event.event_type).to_bytes(4, "big") + event.payload
+
+
+class Link:
+    def __init__(self, target: Target, owner: LinkOwner) -> None:
+        self.target = target
+        self.owner = owner
+        self.client_id = f"swarmkeeper-{uuid.uuid4().hex}"
+        self.jobs: dict[str, Job] = {}
+        #: The prompt the backend runs now (from execution_start), for frames that name none.
+        self.running: str | None = None
+        self.events: ComfyEvents | None = None
+        self.closed = False
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.target.key
+
+    async def open(self) -> None:
+        self.events = await self.target.client().connect_events(self.client_id, feature_flags=PREVIEW_FLAGS)
+        self._reader = asyncio.create_task(self._read(), name=f"pool-link-{self.key}")
+
+    async def close(self) -> None:
+        self.closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if self.events is not None:
+            await self.events.aclose()
+
+    async def _read(self) -> None:
+        """Relay events until the link is closed or the backend is lost."""
+        while not self.closed:
+            reason = await self._drain()
+            if not self.closed:
+                await self._recover(reason)
+
+    async def _drain(self) -> str:
+        """Relay events until the socket ends; why it ended."""
+        try:
+            assert self.events is not None
+            async for event in self.events:
+                self._dispatch(event)
+        except ComfyError as error:
+            return error.message
+        except Exception:  # a bug here must not leave prompts hanging: treat it as a lost link
+            log.exception("Event relay from backend %s failed", self.key)
+            return "The pool's event relay failed."
+        return "The backend closed its event connection."
+
+    async def _recover(self, reason: str) -> None:
+        if self.events is not None:
+            await self.events.aclose()
+        reconnected = False
+        with contextlib.suppress(ComfyError, TimeoutError, OSError):
+            async with asyncio.timeout(RECONNECT_TIMEOUT):
+                self.events = await self.target.client().connect_events(self.client_id, feature_flags=PREVIEW_FLAGS)
+                reconnected = True
+        if reconnected:
+            log.warning("Event connection to backend #%s dropped (%s); reconnected", self.target.record.id, reason)
+        else:
+            self.closed = True
+        await self.owner.on_lost(self, reason, reconnected)
+
+    def _dispatch(self, event: dict[str, Any] | BinaryEvent) -> None:
+        if isinstance(event, BinaryEvent):
+            prompt_id = event.metadata.get("prompt_id") if event.event_type == \
+                BinaryEventType.PREVIEW_IMAGE_WITH_METADATA else self.running
+            job = self.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
+            if job is not None:
+                self.owner.on_binary(job, event, frame_of(event))
+            return
+        kind = event.get("type")
+        data = event.get("data")
+        if kind in IGNORED or not isinstance(data, dict):
+            return
+        prompt_id = data.get("prompt_id")
+        job = self.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
+        if job is None:
+            return
+        if kind == "execution_start":
+            self.running = prompt_id
+        self.owner.on_event(job, str(kind), data)
+
+
+class Links:
+    """The open links, by target key; opened on first use, dropped when lost or stale."""
+
+    def __init__(self, owner: LinkOwner) -> None:
+        self.owner = owner
+        self._links: dict[str, Link] = {}
+        self._opening: dict[str, asyncio.Future[Link]] = {}
+
+    def all(self) -> list[Link]:
+        return list(self._links.values())
+
+    async def get(self, target: Target) -> Link:
+        """The open link to a target (raises ComfyError when it cannot be opened)."""
+        link = self._links.get(target.key)
+        if link is not None and not link.closed:
+            return link
+        pending = self._opening.get(target.key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
+        self._opening[target.key] = future
+        try:
+            link = Link(target, self.owner)
+            await link.open()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as error:  # a closed client (the backend restarting) is unreachable too
+            mapped = error if isinstance(error, ComfyError) else ComfyUnreachable(f"The backend is not connected "
+                                                                                  f"({type(error).__name__}).")
+            future.set_exception(mapped)
+            future.exception()
+            raise mapped from None
+        finally:
+            self._opening.pop(target.key, None)
+        self._links[target.key] = link
+        future.set_result(link)
+        return link
+
+    def by_key(self, key: str | None) -> Link | None:
+        return self._links.get(key) if key is not None else None
+
+    def forget(self, link: Link) -> None:
+        if self._links.get(link.key) is link:
+            del self._links[link.key]
+
+    async def close(self) -> None:
+        for link in list(self._links.values()):
+            await link.close()
+        self._links.clear()

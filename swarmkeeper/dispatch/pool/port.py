@@ -1,0 +1,72 @@
+"""``--comfy_port``: the pool at the root of a port of its own, so ComfyUI clients that build root
+paths (``/prompt``, ``/ws``) work unchanged.
+
+The port serves the main app itself, with every path moved under ``/ComfyBackendDirect``: the
+same routes, middleware (RequiredAuthorization, accounts) and checks. A port that cannot be bound
+is logged and the server carries on (the pool is still under ``/ComfyBackendDirect/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from swarmkeeper.dispatch.targets import DIRECT_PATH
+
+log = logging.getLogger("swarmkeeper.dispatch.pool")
+
+
+class PoolPort:
+    def __init__(self, app: Callable[[], ASGIApp | None], host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.app()
+        if scope["type"] not in ("http", "websocket"):
+            return
+        if app is None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b"Starting up"})
+            return
+        path = scope["path"] if scope["path"].startswith("/") else "/" + scope["path"]
+        moved: dict[str, Any] = {**scope, "path": DIRECT_PATH + path,
+                                 "raw_path": DIRECT_PATH.encode() + (scope.get("raw_path") or path.encode())}
+        await app(moved, receive, send)
+
+    async def start(self) -> bool:
+        """Bind and serve (connections wait in the bound socket's backlog until uvicorn takes them);
+        False (logged) when the port cannot be bound."""
+        try:
+            self._socket = socket.create_server((self.host, self.port), reuse_port=False)
+        except OSError as error:
+            log.warning("The ComfyUI pool cannot listen on %s:%s (%s); it is still served under %s/ on the main "
+                        "port", self.host, self.port, error.strerror or error, DIRECT_PATH)
+            return False
+        config = uvicorn.Config(self, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="comfy-pool-port")
+        log.info("ComfyUI pool listening on http://%s:%s (point any ComfyUI client here)", self.host, self.port)
+        return True
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                async with asyncio.timeout(5):
+                    await self._task
+        if self._socket is not None:
+            self._socket.close()

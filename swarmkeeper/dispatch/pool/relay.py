@@ -1,0 +1,171 @@
+"""The pool's client websockets (``/ws?clientId=``) and what is sent on them.
+
+Each client socket has its own outgoing queue and writer, so a slow client never holds up the
+events of others. Messages are serialised as ComfyUI serialises them (``json.dumps``).
+
+Preview frames: the pool asks every backend for ComfyUI's preview metadata frames (type 4, which
+name their prompt). A client that did not ask for them gets type 1 frames, in the order ComfyUI
+sends those: the ``progress`` message first, then the frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType
+
+log = logging.getLogger("swarmkeeper.dispatch.pool")
+JSONObject = dict[str, Any]
+#: Messages a client may fall behind by before it is dropped (it can reconnect).
+MAX_BACKLOG = 10_000
+IMAGE_FORMATS = {"image/jpeg": 1, "image/png": 2}
+
+
+def preview_without_metadata(event: BinaryEvent) -> bytes | None:
+    """A type-4 preview frame as the type-1 frame ComfyUI sends to clients without metadata."""
+    image, kind = event.image, event.image_type
+    if image is None or kind not in IMAGE_FORMATS:
+        return None
+    return int(BinaryEventType.PREVIEW_IMAGE).to_bytes(4, "big") + IMAGE_FORMATS[kind].to_bytes(4, "big") + image
+
+
+@dataclass(eq=False)
+class ClientSocket:
+    sid: str
+    socket: WebSocket
+    preview_metadata: bool = False
+    outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
+    #: A converted preview frame waiting for the ``progress`` message it follows.
+    held: bytes | None = None
+
+    def put(self, message: str | bytes) -> None:
+        if self.outbox.qsize() >= MAX_BACKLOG:
+            log.warning("ComfyUI client %s fell %s messages behind; dropping it", self.sid, MAX_BACKLOG)
+            self.close()
+            return
+        self.outbox.put_nowait(message)
+
+    def close(self) -> None:
+        self.outbox.put_nowait(None)
+
+    def text(self, text: str, kind: str) -> None:
+        held, self.held = self.held, None
+        if held is not None and kind != "progress":
+            self.put(held)
+            held = None
+        self.put(text)
+        if held is not None:
+            self.put(held)
+
+    def binary(self, event: BinaryEvent, frame: bytes) -> None:
+        if self.preview_metadata or event.event_type != BinaryEventType.PREVIEW_IMAGE_WITH_METADATA:
+            self.put(frame)
+            return
+        converted = preview_without_metadata(event)
+        if converted is not None:
+            if self.held is not None:
+                self.put(self.held)
+            self.held = converted
+
+    def flush(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.put(held)
+
+
+class Relay:
+    """Client sockets by sid (ComfyUI's clientId); a reconnect with the same id replaces the old."""
+
+    def __init__(self, server_features: JSONObject) -> None:
+        self.clients: dict[str, ClientSocket] = {}
+        self.server_features = server_features
+
+    def targets(self, sid: str | None) -> Iterable[ClientSocket]:
+        if sid is None:
+            return list(self.clients.values())
+        client = self.clients.get(sid)
+        return [client] if client is not None else []
+
+    def send(self, sid: str | None, kind: str, data: Any) -> None:
+        """One JSON message to a client (every client when ``sid`` is None)."""
+        text = json.dumps({"type": kind, "data": data})
+        for client in self.targets(sid):
+            client.text(text, kind)
+
+    def send_binary(self, sid: str | None, event: BinaryEvent, frame: bytes) -> None:
+        for client in self.targets(sid):
+            client.binary(event, frame)
+
+    def flush(self, sid: str | None) -> None:
+        for client in self.targets(sid):
+            client.flush()
+
+    def status(self, remaining: int) -> None:
+        self.send(None, "status", {"status": {"exec_info": {"queue_remaining": remaining}}})
+
+    # --- one connection ---
+
+    async def serve(self, websocket: WebSocket, remaining: int, executing: JSONObject | None) -> None:
+        """Run one client connection to its end: greeting, then its messages and ours."""
+        await websocket.accept()
+        sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
+        client = ClientSocket(sid, websocket)
+        old = self.clients.get(sid)
+        self.clients[sid] = client
+        if old is not None:
+            old.close()
+        greeting = {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": sid}
+        client.put(json.dumps({"type": "status", "data": greeting}))
+        if executing is not None:
+            client.put(json.dumps({"type": "executing", "data": executing}))
+        reader = asyncio.create_task(self._read(client), name=f"comfy-client-{sid}")
+        try:
+            await self._write(client)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if self.clients.get(sid) is client:
+                del self.clients[sid]
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    async def _write(self, client: ClientSocket) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while (message := await client.outbox.get()) is not None:
+                if isinstance(message, bytes):
+                    await client.socket.send_bytes(message)
+                else:
+                    await client.socket.send_text(message)
+
+    async def _read(self, client: ClientSocket) -> None:
+        """What a client sends: ComfyUI acts only on ``feature_flags``; a disconnect ends the writer."""
+        try:
+            while True:
+                received = await client.socket.receive()
+                if received["type"] == "websocket.disconnect":
+                    return
+                self._on_message(client, received.get("text"))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+        finally:
+            client.close()
+
+    def _on_message(self, client: ClientSocket, text: str | None) -> None:
+        try:
+            message = json.loads(text or "")
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("type") == "feature_flags":
+            data = message.get("data")
+            client.preview_metadata = isinstance(data, dict) and bool(data.get("supports_preview_metadata"))
+            client.put(json.dumps({"type": "feature_flags", "data": self.server_features}))

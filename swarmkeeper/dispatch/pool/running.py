@@ -1,0 +1,181 @@
+"""One job's life on backends: wait for a slot, send it, follow it, hand the slot back; send it
+elsewhere when a backend refuses it or is lost before it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.clients.errors import ComfyError, ComfyRequestError
+from swarmkeeper.dispatch.pool.jobs import Job, JobState, Outcome
+from swarmkeeper.dispatch.pool.links import Link
+from swarmkeeper.dispatch.requests import Grant, NoBackend, Request
+
+if TYPE_CHECKING:
+    from swarmkeeper.dispatch.pool.core import Pool
+
+log = logging.getLogger("swarmkeeper.dispatch.pool")
+TERMINAL_KINDS = {"success": "execution_success", "error": "execution_error", "interrupted": "execution_interrupted"}
+
+
+def refusal_text(error: ComfyError) -> str:
+    if isinstance(error, ComfyRequestError):
+        return f"The backend refused the prompt: {error.message}"
+    return f"The backend could not be reached: {error.message}"
+
+
+class JobRunner:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        #: Backend records whose queued count a job holds (until it starts or ends).
+        self._queued_on: dict[str, BackendRecord] = {}
+
+    def start(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._run(job, request, future), name=f"pool-job-{job.prompt_id}")
+
+    async def _run(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> None:
+        last_refusal = ""
+        try:
+            while True:
+                try:
+                    grant = await future
+                except asyncio.CancelledError:
+                    self.pool.scheduler.withdraw(request)
+                    raise
+                retry = await self._attempt(job, grant)
+                if retry is None:
+                    return
+                log.info("Prompt %s goes to another backend: %s", job.prompt_id, retry)
+                last_refusal = retry
+                request.avoid.add(grant.record.id)
+                request.front = True
+                job.state = JobState.QUEUED
+                future = self.pool.scheduler.submit(request)
+        except NoBackend as error:
+            message = f"{last_refusal}\n{error.message}" if last_refusal else error.message
+            self.pool.fail(job, message, "swarmkeeper.NoBackend")
+        except asyncio.CancelledError:
+            self.pool.cancel(job)
+            raise
+        except Exception as error:  # never leave a client waiting for a prompt that will not end
+            log.exception("Prompt %s failed in the pool", job.prompt_id)
+            self.pool.fail(job, f"Internal error in the pool: {type(error).__name__}", "swarmkeeper.InternalError")
+
+    async def _attempt(self, job: Job, grant: Grant) -> str | None:
+        """One try on the granted backend: None when the job ended there, else why to retry."""
+        record = grant.record
+        self._claimed(job, record, grant.loads_model)
+        link: Link | None = None
+        try:
+            target = self.pool.targets.of(record)
+            if target is None:
+                return f"backend #{record.id} cannot take ComfyUI prompts now"
+            link = await self.pool.links.get(target)
+            finished = job.arm()
+            link.jobs[job.prompt_id] = job
+            job.link_key = link.key
+            await target.client().queue_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
+                                               extra_data=job.extra_data or None, front=job.front)
+            if job.state is JobState.SENDING:
+                job.state = JobState.SUBMITTED
+            outcome = await finished
+        except (ComfyError, RuntimeError) as error:  # RuntimeError: the backend's client was closed
+            error = error if isinstance(error, ComfyError) else ComfyError("The backend is not connected.")
+            if link is not None:
+                link.jobs.pop(job.prompt_id, None)
+            if job.started:
+                self.pool.fail(job, f"The backend was lost: {error.message}", "swarmkeeper.BackendLost")
+                return None
+            return refusal_text(error)
+        finally:
+            self._unclaimed(job)
+            self.pool.scheduler.release(record)
+        return self._conclude(job, record, outcome)
+
+    def _conclude(self, job: Job, record: BackendRecord, outcome: Outcome) -> str | None:
+        if outcome.kind == "lost":
+            if not outcome.started:
+                return f"backend #{record.id} was lost before the prompt started ({outcome.message})"
+            self.pool.fail(job, f"The backend running this prompt was lost: {outcome.message}",
+                           "swarmkeeper.BackendLost")
+        elif outcome.kind == "cancelled":
+            self.pool.cancel(job)
+        elif outcome.kind == "success" and job.needs.model and record.backend.can_load_models:
+            record.backend.current_model = job.needs.model
+        return None
+
+    # --- per-backend counts ---
+
+    def _claimed(self, job: Job, record: BackendRecord, loads_model: bool) -> None:
+        job.state = JobState.SENDING
+        job.backend_id = record.id
+        job.loads_model = loads_model
+        record.jobs_queued += 1
+        self._queued_on[job.prompt_id] = record
+
+    def started(self, job: Job) -> None:
+        job.state = JobState.RUNNING
+        self._unclaimed(job)
+
+    def _unclaimed(self, job: Job) -> None:
+        record = self._queued_on.pop(job.prompt_id, None)
+        if record is not None:
+            record.jobs_queued -= 1
+
+    # --- what clients ask of a job ---
+
+    def detach(self, job: Job) -> None:
+        """The job's last event went out: its link forgets it."""
+        link = self.pool.links.by_key(job.link_key)
+        if link is not None:
+            link.jobs.pop(job.prompt_id, None)
+
+    async def catch_up(self, link: Link) -> None:
+        """After a reconnect: prompts that ended while the socket was down end here too."""
+        for job in list(link.jobs.values()):
+            try:
+                history = await link.target.client().history(job.prompt_id)
+            except ComfyError:
+                continue
+            entry = history.get(job.prompt_id)
+            status = entry.get("status") if isinstance(entry, dict) else None
+            if not isinstance(status, dict):
+                continue
+            messages = [m for m in status.get("messages") or [] if isinstance(m, list) and len(m) == 2]
+            last = next((m for m in reversed(messages) if m[0] in TERMINAL_KINDS.values()), None)
+            kind, data = (last[0], last[1]) if last else ("execution_success", {"prompt_id": job.prompt_id})
+            self.pool.on_event(job, kind, {**data, "prompt_id": job.prompt_id})
+            self.pool.on_event(job, "executing", {"node": None, "prompt_id": job.prompt_id})
+
+    async def withdraw(self, job: Job) -> None:
+        """Take a job that has not started out of the queue (the pool's, or its backend's)."""
+        if job.state is JobState.QUEUED:
+            if job.task is not None:
+                job.task.cancel()
+            return
+        link = self.pool.links.by_key(job.link_key)
+        if link is None:
+            return
+        try:
+            client = link.target.client()
+            await client.delete_queued([job.prompt_id])
+            queue = await client.get_queue()
+        except ComfyError as error:
+            log.warning("Could not delete prompt %s from backend %s: %s", job.prompt_id, link.key, error.message)
+            return
+        held = [item[1] for key in ("queue_running", "queue_pending") for item in queue.get(key) or []
+                if isinstance(item, list) and len(item) > 1]
+        if job.prompt_id not in held and not job.started:
+            link.jobs.pop(job.prompt_id, None)
+            job.settle(Outcome("cancelled"))
+
+    async def interrupt(self, job: Job) -> None:
+        link = self.pool.links.by_key(job.link_key)
+        if link is None:
+            return
+        try:
+            await link.target.client().interrupt(job.prompt_id)
+        except ComfyError as error:
+            log.warning("Could not interrupt prompt %s on %s: %s", job.prompt_id, link.key, error.message)
