@@ -1,7 +1,9 @@
 """API keys: ``swk_<id>_<secret>``, sent as ``Authorization: Bearer swk_...``.
 
 The id (12 hex digits) is public: ``swk_<id>`` is the prefix listings show. The secret (32 random
-bytes, URL-safe base64) is shown once, at creation; the database keeps its SHA-256. Checking a key
+bytes, URL-safe base64) is shown once, at creation; the database keeps its SHA-256 (and the server
+caches a key's row for a second, see cache.py: a revocation made here applies at once, one made
+by the CLI while the server runs within that second). Checking a key
 always hashes the secret and compares in constant time against a stored hash (a stand-in one when
 the id is unknown), so a wrong key costs what a right one does.
 
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from swarmkeeper.accounts.cache import RowCache
 from swarmkeeper.db import Database
 from swarmkeeper.types import JSONObject
 
@@ -101,6 +104,8 @@ class KeyStore:
         self.clock = clock
         self._touched: dict[str, float] = {}
         self._sessions: dict[str, str] = {}  # session id -> key id
+        #: key id -> (the key, its secret's hash), or None for "no such key"; see cache.py.
+        self.cache: RowCache[str, tuple[APIKey, str] | None] = RowCache()
 
     async def load(self) -> None:
         """Read the key-bound sessions, forgetting those whose session has ended."""
@@ -115,11 +120,22 @@ class KeyStore:
         await self.db.execute(
             f"INSERT INTO api_keys ({_COLUMNS}, secret_hash) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
             (key.id, user, name, role, key.created, expires, secret_hash(secret)))
+        self.cache.drop(key_id)
         return key, f"{PREFIX}{key_id}_{secret}"
 
+    async def _row(self, key_id: str) -> tuple[APIKey, str] | None:
+        hit, entry = self.cache.get(key_id)
+        if hit:
+            return entry
+        generation = self.cache.generation
+        row = await self.db.fetch_one(f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE id = ?", (key_id,))
+        entry = (APIKey(*tuple(row)[:8]), row["secret_hash"]) if row is not None else None
+        self.cache.put(key_id, entry, generation)
+        return entry
+
     async def get(self, key_id: str) -> APIKey | None:
-        row = await self.db.fetch_one(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
-        return APIKey(*row) if row is not None else None
+        entry = await self._row(key_id)
+        return entry[0] if entry is not None else None
 
     async def listing(self, user: str | None = None) -> list[APIKey]:
         if user is None:
@@ -133,17 +149,18 @@ class KeyStore:
         """False if there is no such key or it was already revoked."""
         changed = await self.db.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
                                         (self.clock(), key_id))
+        self.cache.drop(key_id)
         return changed == 1
 
     async def check(self, text: str) -> KeyCheck:
         parsed = parse_key(text)
         if parsed is None:
             return KeyCheck(KeyStatus.MALFORMED)
-        row = await self.db.fetch_one(f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE id = ?", (parsed.id,))
-        matches = secret_matches(row["secret_hash"] if row is not None else _DUMMY_HASH, parsed.secret)
-        if row is None or not matches:
+        entry = await self._row(parsed.id)
+        matches = secret_matches(entry[1] if entry is not None else _DUMMY_HASH, parsed.secret)
+        if entry is None or not matches:
             return KeyCheck(KeyStatus.UNKNOWN)
-        return self.status_of(APIKey(*tuple(row)[:8]))
+        return self.status_of(entry[0])
 
     def status_of(self, key: APIKey) -> KeyCheck:
         if key.revoked is not None:
