@@ -57,6 +57,15 @@ async def test_backend_changes_are_recorded_newest_first(admin: tuple[Accounted,
     assert log[1]["changes"] == {"backend_id": 5, "enabled": False}
 
 
+async def test_a_call_through_a_key_names_the_key(admin: tuple[Accounted, str]) -> None:
+    server, session = admin
+    created = await server.ok("CreateAPIKey", {"name": "bot"}, session=session)
+    await server.ok("AddNewBackend", {"type_id": "swarmkeeper_dummy"}, key=created["key"])
+    newest = (await entries(server, session))[0]
+    assert (newest["user"], newest["changes"]) == ("ada", {"type_id": "swarmkeeper_dummy",
+                                                           "_via_key": created["prefix"]})
+
+
 async def test_filters_by_backend_user_and_page(admin: tuple[Accounted, str]) -> None:
     server, session = admin
     await server.add_user("bob", "admin")

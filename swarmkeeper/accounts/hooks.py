@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("swarmkeeper.accounts")
 
 RouteWrapper = Callable[[Route], Handler]
+#: Added to an entry's ``changes`` when the call came through an API key (its public prefix).
+VIA_KEY = "_via_key"
 
 
 def caller_address(call: APICall) -> str:
@@ -70,10 +72,12 @@ def backend_ids(arguments: dict[str, Any], result: Any) -> tuple[str | None, str
 async def _record(accounts: Accounts, route: Route, call: APICall, arguments: dict[str, Any], result: Any,
                   outcome: str, secrets: frozenset[str]) -> None:
     backend, moved = backend_ids(arguments, result)
+    changes = redact(call.raw, secrets)
+    if isinstance(call.user, KeyUser):
+        changes[VIA_KEY] = f"swk_{call.user.key_id}"  # which key, should one leak
     try:
         await accounts.audit.record(user=call.user.id, route=route.name, address=caller_address(call),
-                                    changes=redact(call.raw, secrets), outcome=outcome, backend_id=backend,
-                                    new_backend_id=moved)
+                                    changes=changes, outcome=outcome, backend_id=backend, new_backend_id=moved)
     except Exception:  # the call itself is done; a lost audit line must not turn it into an error
         log.exception("Could not write the audit log entry for %s by %s", route.name, call.user.id)
 
