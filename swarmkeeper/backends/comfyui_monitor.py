@@ -30,7 +30,10 @@ class HealthMonitor:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            await self.check()
+            try:
+                await self.check()
+            except Exception:  # a bug here must not end the watch for good
+                self.backend.host.log.exception("Health check of ComfyUI at %s failed", self.backend.api_url)
 
     def watching(self) -> bool:
         """The monitor acts only on a backend that is running, or that it took out of running."""

@@ -120,8 +120,8 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             await self.supervisor.start()
         except LaunchError as error:
             raise self._config_error(str(error)) from None
-        except ProcessFailed as error:
-            raise self._config_error(error.reason) from None
+        except ProcessFailed as error:  # the state change logged it already
+            raise BackendConfigError(error.reason) from None
 
     def _config_error(self, reason: str) -> BackendConfigError:
         """Errored for good (no retry), and said in the backend's own log too."""
@@ -132,6 +132,8 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         self.host.set_status(public_status(state), reason)
         if state is ProcessState.STARTING:
             self.host.log.info("Self-Start %s on port %s is loading...", self.process_name, self.port)
+        elif state in (ProcessState.BACKOFF, ProcessState.FATAL):
+            self.host.log.warning("%s", reason)
 
     def _on_line(self, name: str, stream: str, line: str) -> None:
         self.host.log.debug("[%s/%s] %s", name, stream, line)
