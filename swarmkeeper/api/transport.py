@@ -44,7 +44,16 @@ class SwarmJSONResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         if isinstance(content, RawJSON):
             return bytes(content)
+        return dumps(content)
+
+
+def dumps(content: Any) -> bytes:
+    """Compact JSON; orjson, unless the answer holds an integer past 64 bits (a client can send one,
+    and some routes echo what was sent), which only the standard library writes."""
+    try:
         return orjson.dumps(content)
+    except TypeError:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def error_body(error: TransportError) -> JSONObject:
@@ -156,7 +165,7 @@ async def api_websocket(websocket: WebSocket) -> None:
         async with asyncio.timeout(WEBSOCKET_TIMEOUT):
             message = await websocket.receive_text()
         result = await dispatch(services, name, parse_body(message), websocket, websocket=websocket)
-        await websocket.send_text((bytes(result) if isinstance(result, RawJSON) else orjson.dumps(result)).decode())
+        await websocket.send_text((bytes(result) if isinstance(result, RawJSON) else dumps(result)).decode())
     except (WebSocketDisconnect, TimeoutError):
         return
     except APIError as error:
