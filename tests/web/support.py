@@ -3,10 +3,11 @@ backend log lines routed into a server's log store."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from swarmkeeper.api.permissions import role_permissions
 from swarmkeeper.api.sessions import Session
 from swarmkeeper.api.users import User
 from swarmkeeper.logs import LogStore, LogStoreHandler
+from tests.servers import LoopbackServer
 
 #: The types every web test server loads: the dummy types, and a type with a real child process.
 WEB_TYPES = ("swarmkeeper.testing.dummy_backend", "tests.web.process_backend")
@@ -83,3 +85,18 @@ def backend_logs(store: LogStore) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    """Wait until ``condition()`` holds on the server's side (the page may still show the state
+    from before an action that ends in the same status, e.g. running → restart → running)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+def status_of(server: LoopbackServer, backend_id: int) -> str:
+    record = server.services.registry.get(backend_id)
+    return "" if record is None else str(record.status)

@@ -11,7 +11,8 @@ from playwright.async_api import expect
 from swarmkeeper.backends.record import BackendRecord, backend_logger
 from tests.servers import LoopbackServer
 from tests.web.conftest import Pages
-from tests.web.ui import add_backend, backend_id_of, card, confirm, edit, fill, save, status_is
+from tests.web.support import status_of, until
+from tests.web.ui import add_backend, backend_id_of, card, confirm, edit, fill, save, saved, status_is
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +58,9 @@ async def test_a_backend_is_added_configured_toggled_restarted_freed_and_deleted
     await new.locator(".restart-button").click()
     await confirm(page)
     await expect(new.locator(".action-message")).to_have_text("Restarting…")
+    await until(lambda: record_of(web_server, backend_id).backend.inits == inits + 1
+                and status_of(web_server, backend_id) == "running", "the backend restarted")
     await status_is(new, "running")
-    assert record_of(web_server, backend_id).backend.inits == inits + 1
 
     await new.locator(".free-button").click()
     await expect(new.locator(".action-message")).to_have_text("VRAM freed.")
@@ -89,8 +91,7 @@ async def test_an_untouched_secret_keeps_its_value_and_a_typed_one_replaces_it(
     assert record_of(web_server, backend_id).settings.Token == "first"
 
     await edit(new, Token="second")
-    await save(new)
-    await expect(new.locator(".card-title")).to_have_text("renamed")
+    await saved(new)
     assert record_of(web_server, backend_id).settings.Token == "second"
 
     await new.locator(".edit-button").click()
@@ -147,8 +148,8 @@ async def test_a_stuck_backend_can_only_be_force_restarted(pages: Pages, web_ser
     await expect(page.locator("#confirm-title")).to_have_text(f"Force restart backend #{backend_id}?")
     await confirm(page)
     await expect(new.locator(".action-message")).to_have_text("Restarting…")
+    await until(lambda: record_of(web_server, backend_id).backend.inits == inits + 1, "a new init started")
     await status_is(new, "loading")
-    assert record_of(web_server, backend_id).backend.inits == inits + 1
 
 
 async def test_memory_is_freed_on_every_running_backend_from_the_toolbar(
@@ -185,9 +186,9 @@ async def test_restart_all_restarts_running_backends(pages: Pages, web_server: L
 async def test_the_id_can_be_changed_to_reorder_backends(pages: Pages, web_server: LoopbackServer) -> None:
     page = await pages.open()
     first = await add_backend(page, "swarmkeeper_dummy")
-    await save(first)
+    await saved(first)
     second = await add_backend(page, "swarmkeeper_dummy")
-    await save(second)
+    await saved(second)
     first_id, second_id = await backend_id_of(first), await backend_id_of(second)
     await edit(second, id="7", title="moved")
     await save(second)

@@ -16,7 +16,8 @@ from playwright.async_api import expect
 from tests.comfy_peer import RealComfyUI, peer
 from tests.servers import LoopbackServer
 from tests.web.conftest import Pages
-from tests.web.ui import add_backend, backend_id_of, confirm, edit, fill, save, status_is
+from tests.web.support import status_of, until
+from tests.web.ui import add_backend, backend_id_of, confirm, edit, fill, save, saved, status_is
 
 pytestmark = [pytest.mark.browser, pytest.mark.comfyui]
 
@@ -49,7 +50,8 @@ async def test_a_comfyui_by_url_backend_is_managed_through_the_page(
     await expect(page.locator("#server-status")).to_have_text("All backends are ready.")
 
     await edit(new, title="Real ComfyUI, deeper queue", OverQueue="3")
-    await save(new)
+    await saved(new)
+    await until(lambda: status_of(web_server, backend_id) == "running", "running again after the edit")
     await status_is(new, "running")
     await expect(new.locator(".facts")).to_contain_text("0 of 4")
     record = web_server.services.registry.get(backend_id)
@@ -63,6 +65,7 @@ async def test_a_comfyui_by_url_backend_is_managed_through_the_page(
     await new.locator(".restart-button").click()
     await confirm(page)
     await expect(new.locator(".action-message")).to_have_text("Restarting…")
+    await until(lambda: status_of(web_server, backend_id) == "running", "running again after the restart")
     await status_is(new, "running")
 
     await new.locator(".free-button").click()

@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from swarmkeeper.testing.dummy_backend import DummySettings
 from tests.servers import APIClient, LoopbackServer
 from tests.web.conftest import PHONE, Pages
-from tests.web.ui import add_backend, backend_id_of, card, fill, save, status_is
+from tests.web.ui import add_backend, backend_id_of, card, fill, save, saved, status_is
 
 pytestmark = pytest.mark.browser
 
@@ -83,7 +83,7 @@ async def test_internal_backends_are_shown_on_request_with_their_parent(
         pages: Pages, web_server: LoopbackServer) -> None:
     page = await pages.open()
     parent = await add_backend(page, "swarmkeeper_dummy")
-    await save(parent)
+    await saved(parent)
     record = web_server.services.registry.get(await backend_id_of(parent))
     assert record is not None
     child = record.spawn_child("swarmkeeper_dummy", DummySettings(Address="dummy://child"), "child")

@@ -25,12 +25,12 @@ async def add_backend(page: Page, type_id: str) -> Locator:
     button = page.locator(f'#add-buttons button[data-type-id="{type_id}"]')
     if not await button.is_visible():
         await page.check("#show-advanced")
-    editing_before = await page.locator(".card.is-editing").count()
     await button.click()
-    await page.click("#confirm-ok")
-    editing = page.locator(".card.is-editing").nth(editing_before)
-    await expect(editing.locator(".backend-form")).to_be_visible()
-    return card(page, await backend_id_of(editing))
+    async with page.expect_response("**/API/AddNewBackend") as answer:
+        await page.click("#confirm-ok")
+    added = card(page, int((await (await answer.value).json())["id"]))
+    await expect(added.locator(".backend-form")).to_be_visible()
+    return added
 
 
 async def backend_id_of(card_locator: Locator) -> int:
@@ -39,6 +39,12 @@ async def backend_id_of(card_locator: Locator) -> int:
 
 async def save(card_locator: Locator) -> None:
     await card_locator.locator(".save-button").click()
+
+
+async def saved(card_locator: Locator) -> None:
+    """Save, and wait until the server has answered (the form closes)."""
+    await save(card_locator)
+    await expect(card_locator.locator(".backend-form")).to_have_count(0)
 
 
 async def edit(card_locator: Locator, **values: str | bool) -> None:
