@@ -138,3 +138,14 @@ async def test_every_status_is_readable_at_a_glance(pages: Pages, web_server: Lo
     assert len(set(colours)) == 5  # five statuses shown, each in its own colour
     await expect(page.locator("#summary")).to_have_text("6 backends: 1 running, 2 errored, 1 disabled, 1 loading, "
                                                         "1 waiting")
+
+
+async def test_standard_types_come_first(pages: Pages, web_server: LoopbackServer) -> None:
+    page = await pages.open()
+    await page.check("#show-advanced")
+    shown = await page.locator("#add-buttons button").evaluate_all(
+        "buttons => buttons.map(button => button.dataset.typeId)")
+    registered = list(web_server.services.types)
+    standard = [t.id for t in registered if t.standard]
+    assert shown == standard + [t.id for t in registered if not t.standard]
+    assert standard and len(shown) > len(standard)

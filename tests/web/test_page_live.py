@@ -3,8 +3,10 @@ within a second, pushed by the server, without reloading."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ from playwright.async_api import expect
 
 from tests.servers import APIClient, LoopbackServer
 from tests.web.conftest import Pages
-from tests.web.ui import add_backend, backend_id_of, card, fill, save, status_is
+from tests.web.ui import add_backend, backend_id_of, card, fill, save, saved, status_is
 
 pytestmark = pytest.mark.browser
 
@@ -99,3 +101,19 @@ async def test_a_page_that_cannot_start_says_why_and_recovers_by_itself(pages: P
     await expect(page.locator("#live-indicator")).to_have_text("Live")
     await expect(page.locator("#page-message")).to_be_hidden()
     await expect(page.locator("#add-buttons button").first).to_be_visible()
+
+
+async def test_a_change_made_with_the_command_line_appears_within_a_second(
+        pages: Pages, web_server: LoopbackServer) -> None:
+    page = await pages.open()
+    new = await add_backend(page, "swarmkeeper_dummy")
+    await fill(new, Address="dummy://cli")
+    await saved(new)
+    await status_is(new, "running")
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "swarmkeeper", "backends", "toggle", str(await backend_id_of(new)), "off",
+        "--url", web_server.url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await command.communicate()
+    assert command.returncode == 0, output.decode()
+    await status_is(new, "disabled", timeout=WITHIN_A_SECOND)
+    await expect(new.locator(".toggle")).not_to_be_checked(timeout=WITHIN_A_SECOND)

@@ -113,7 +113,8 @@ class BackendsPage {
     const data = await this.api.call('ListBackendTypes');
     this.types = new Map(data.list.map((type) => [type.id, type]));
     const denied = lacking(this.api, 'add_remove_backends');
-    const buttons = data.list.map((type) => {
+    const ordered = [...data.list.filter((type) => type.is_standard), ...data.list.filter((type) => !type.is_standard)];
+    const buttons = ordered.map((type) => {
       const button = h('button', {type: 'button', class: 'add-button', text: type.name, title: type.description,
         dataset: {typeId: type.id, standard: String(type.is_standard), help: type.description},
         on: {click: () => this.addBackend(type)}});
