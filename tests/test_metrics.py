@@ -7,42 +7,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from swarmkeeper import fds
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.config import BackendsSettings, ServerSettings
 from swarmkeeper.files import write_atomic
 from swarmkeeper.metrics import Metrics, RestartCause
+from tests.metrics_support import Samples, parse, scrape, series, value
 from tests.servers import APIClient, in_process, test_config
 
 DUMMY = "swarmkeeper_dummy"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
-    return {labels: found for (sample_name, labels), found in samples.items() if sample_name == name}
-
-
-async def scrape(api: APIClient) -> Samples:
-    response = await api.http.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return parse(response.text)
-
-
 @pytest.fixture
 def quick_giving_up(data_dir: Path) -> Path:
     """A data dir whose Settings.fds gives up on a failing init after one retry (2 attempts)."""

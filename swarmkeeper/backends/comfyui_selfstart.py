@@ -22,6 +22,7 @@ from swarmkeeper.backends.comfyui_update import update_before_launch, wants_upda
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.exceptions import BackendConfigError
+from swarmkeeper.metrics import RestartCause
 from swarmkeeper.process.launch import LaunchError, LaunchSpec, check_start_script, clean_script_text, script_spec
 from swarmkeeper.process.policy import RestartPolicy
 from swarmkeeper.process.states import ProcessState, public_status
@@ -134,6 +135,8 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             self.host.log.info("Self-Start %s on port %s is loading...", self.process_name, self.port)
         elif state in (ProcessState.BACKOFF, ProcessState.FATAL):
             self.host.log.warning("%s", reason)
+        if state is ProcessState.BACKOFF:  # it died after being ready, and AutoRestart relaunches it
+            self.host.services.metrics.restarted(COMFYUI_SELFSTART.id, RestartCause.CRASH)
 
     def _on_line(self, name: str, stream: str, line: str) -> None:
         self.host.log.debug("[%s/%s] %s", name, stream, line)
