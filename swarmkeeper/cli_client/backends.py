@@ -33,8 +33,9 @@ def _reading(actions: Actions) -> None:
     types.add_argument("type", nargs="?", default=None, help="A type id: show its settings.")
     logs = _action(actions, "logs", control.show_logs, "Show a backend's recent log lines (ListRecentLogMessages).")
     logs.add_argument("id", type=int, help="The backend id.")
-    flag(logs, "lines", type=int, default=100, help="How many recent lines (default 100; 0: all the server keeps).")
-    flag(logs, "follow", action="store_true", help="Keep printing new lines until Ctrl-C.")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="How many recent lines (default 100; 0: all "
+                                                                    "the server keeps).")
+    logs.add_argument("-f", "--follow", action="store_true", help="Keep printing new lines until Ctrl-C.")
     flag(logs, "interval", type=float, default=1.0, help="Seconds between looks with --follow (default 1).")
 
 
