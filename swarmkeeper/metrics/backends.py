@@ -1,10 +1,11 @@
 """Gauges of the backends, computed from the registry at scrape time (nothing to keep in step:
 a deleted backend's series simply stop, a re-keyed one moves to its new id).
 
-Per backend (real and non-real, ``backend`` = its id as ListBackends keys it): status (one series
-per status, 1 for the current one), enabled, jobs in flight, max usages, init attempts as
-ListBackends shows them, and seconds since last used (only once used). Per type: how many real
-backends are in each status (every registered type and status, zeros included).
+Per backend (real and non-real, ``backend`` = its id as ListBackends keys it): its status (one
+series, 1, labelled with the current status, so a scrape stays small with many backends),
+enabled, jobs in flight, max usages, init attempts as ListBackends shows them, and seconds since
+last used (only once used). Per type: how many real backends are in each status (every
+registered type and status, zeros included).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class BackendCollector:
         return family
 
     def _per_backend(self, records: list[BackendRecord]) -> Iterator[GaugeMetricFamily]:
-        status = _gauge("swarmkeeper_backend_status", "1 for the backend's current status, 0 for the others.",
+        status = _gauge("swarmkeeper_backend_status", "1, labelled with the backend's current status.",
                         [*PER_BACKEND, "status"])
         enabled = _gauge("swarmkeeper_backend_enabled", "1 if the backend is enabled.", PER_BACKEND)
         in_flight = _gauge("swarmkeeper_backend_jobs_in_flight", "Generations running on the backend (its claims).",
@@ -67,8 +68,7 @@ class BackendCollector:
         now = self.clock()
         for record in records:
             labels = [str(record.id), record.type.id]
-            for candidate in BackendStatus:
-                status.add_metric([*labels, str(candidate)], 1 if record.status is candidate else 0)
+            status.add_metric([*labels, str(record.status)], 1)
             enabled.add_metric(labels, 1 if record.enabled else 0)
             in_flight.add_metric(labels, record.usages)
             max_usages.add_metric(labels, record.max_usages)
