@@ -68,6 +68,12 @@ def test_bad_scripts_are_refused_with_the_reason(raw: str, message: str, tmp_pat
     assert message in str(refused.value) and str(refused.value).startswith("StartScript '")
 
 
+def test_a_path_the_system_cannot_take_is_refused_with_the_reason() -> None:
+    with pytest.raises(LaunchError, match="cannot be used: File name too long") as refused:
+        check_start_script("x" * 5000 + "/main.py")
+    assert len(str(refused.value)) < 400
+
+
 def test_a_folder_named_like_a_script_is_not_a_script(tmp_path: Path) -> None:
     (tmp_path / "main.py").mkdir()
     with pytest.raises(LaunchError, match="does not exist"):

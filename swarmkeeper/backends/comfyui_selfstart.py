@@ -16,7 +16,7 @@ from typing import Any
 
 from swarmkeeper.backends.base import BackendHost, BackendType
 from swarmkeeper.backends.comfyui_common import ComfyUIBackend, max_usages_for
-from swarmkeeper.backends.comfyui_launch import comfy_args, extra_args
+from swarmkeeper.backends.comfyui_launch import comfy_args
 from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSettings
 from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
 from swarmkeeper.backends.status import BackendStatus
@@ -44,15 +44,18 @@ class ComfyLauncher:
         self.url = ""
 
     def prepare(self) -> LaunchSpec:
-        backend = self.backend
-        settings = backend.settings
-        port = backend.host.services.ports.take()
-        backend.port = port
+        port = self.backend.host.services.ports.take()
+        self.backend.port = port
         self.url = f"http://127.0.0.1:{port}"
-        temp = backend.temp_dir
-        temp.mkdir(parents=True, exist_ok=True)
-        return script_spec(self.script, comfy_args(settings, port, temp), gpu_id=settings.GPU_ID.strip(),
-                           name=backend.process_name, where=self.url)
+        self.backend.temp_dir.mkdir(parents=True, exist_ok=True)
+        return self.spec_for(port)
+
+    def spec_for(self, port: int) -> LaunchSpec:
+        """The launch on ``port``; LaunchError when the settings can never make a working one."""
+        settings = self.backend.settings
+        return script_spec(self.script, comfy_args(settings, port, self.backend.temp_dir),
+                           gpu_id=settings.GPU_ID.strip(), name=self.backend.process_name,
+                           where=f"http://127.0.0.1:{port}")
 
     async def probe(self) -> bool:
         backend = self.backend
@@ -103,7 +106,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             return
         try:
             script = check_start_script(settings.StartScript)
-            extra_args(settings.ExtraArgs, 0)  # refuse bad quoting before anything is started
+            ComfyLauncher(self, script).spec_for(0)  # a launch that can never work fails before a port is taken
         except LaunchError as error:
             raise self._config_error(str(error)) from None
         if script.name != "main.py":

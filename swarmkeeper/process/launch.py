@@ -67,9 +67,18 @@ def check_start_script(raw: str, setting: str = "StartScript") -> Path:
         raise LaunchError(f"{setting} '{shown}' is not a .py or .sh file: point it at ComfyUI's main.py "
                           "(or a .sh script that starts it).")
     path = Path(text).absolute()
-    if not path.is_file():
-        raise LaunchError(f"{setting} '{shown}' does not exist (looked for {path}).")
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name too long, a folder we may not read
+        raise LaunchError(f"{setting} '{shown}' cannot be used: {error.strerror or error}.") from None
+    if not found:
+        raise LaunchError(f"{setting} '{shown}' does not exist (looked for {shown_path(path)}).")
     return path
+
+
+def shown_path(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def venv_python(script: Path) -> Path | None:
