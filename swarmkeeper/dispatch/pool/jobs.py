@@ -44,7 +44,7 @@ class Job:
     prompt_id: str
     number: float
     graph: JSONObject
-    #: extra_data as the client sent it, plus its client_id (ComfyUI's history shows it so).
+    #: extra_data as the client sent it (the queue and history items add its client_id, as ComfyUI's do).
     extra_data: JSONObject
     #: Output node ids to run (after partial_execution_targets).
     outputs: list[str]
@@ -72,7 +72,8 @@ class Job:
     @property
     def item(self) -> list[Any]:
         """ComfyUI's 5-list for /queue and /history: [number, id, graph, extra_data, outputs]."""
-        return [self.number, self.prompt_id, self.graph, self.extra_data, self.outputs]
+        extra = {**self.extra_data, "client_id": self.client_id} if self.client_id is not None else self.extra_data
+        return [self.number, self.prompt_id, self.graph, extra, self.outputs]
 
     @property
     def started(self) -> bool:
