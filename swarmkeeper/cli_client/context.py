@@ -80,9 +80,6 @@ class Context:
     def print_json_line(self, data: Any) -> None:
         print(json.dumps(data, ensure_ascii=False), file=self.out, flush=True)
 
-    def warn(self, text: str) -> None:
-        print(f"swarmkeeper: {text}", file=self.err)
-
     async def call(self, route: str, **params: Any) -> dict[str, Any]:
         return await self.client.call(route, **params)
 
