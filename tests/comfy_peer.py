@@ -75,6 +75,17 @@ def real_comfyui() -> Iterator[RealComfyUI]:
         peer("stop", "--name", comfy.name, "--clean", timeout=60)
 
 
+@pytest.fixture(scope="session")
+def real_comfyui_2() -> Iterator[RealComfyUI]:
+    """A second real ComfyUI for the session (the pool's tests need two), like ``real_comfyui``."""
+    port = free_port()
+    comfy = start_real_comfyui(f"pytest2-{port}", port)
+    try:
+        yield comfy
+    finally:
+        peer("stop", "--name", comfy.name, "--clean", timeout=60)
+
+
 # --- graphs and event helpers shared by the ComfyUI test modules -----------------------------
 
 RECORDINGS = ROOT / "swarmkeeper" / "testing" / "data"

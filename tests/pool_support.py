@@ -16,6 +16,8 @@ import httpx
 from swarmkeeper import fds
 from swarmkeeper.backends.comfyui_common import TIMINGS_KEY, ComfyTimings
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
+
+__all__ = ["BinaryEvent"]  # re-exported for the test modules
 from swarmkeeper.config import ServerSettings
 from swarmkeeper.files import write_atomic
 from swarmkeeper.net import free_port

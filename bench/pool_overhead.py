@@ -1,0 +1,82 @@
+"""The pool's overhead on one prompt: the same 64×64 model-free prompt (EmptyImage → ImageInvert →
+SaveImage, a new colour each time so nothing is cached), sent one after another to a real ComfyUI
+directly and through swarmkeeper's pool in front of that same ComfyUI, alternately, in one run.
+
+    .venv/bin/python bench/pool_overhead.py [--prompts 200] [--comfy_url http://127.0.0.1:8188]
+
+Without --comfy_url a real ComfyUI is started with scripts/comfyui-peer (and stopped after).
+Prints both medians (POST /prompt to the done marker on the websocket) and the ratio
+(goal: at most 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pool_support import add_backends, invert_graph, run_one, start_server  # noqa: E402
+from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
+from swarmkeeper.net import free_port  # noqa: E402
+
+PEER = ROOT / "scripts" / "comfyui-peer"
+
+
+def start_comfyui() -> tuple[str, str]:
+    port = free_port()
+    name = f"bench-overhead-{port}"
+    started = subprocess.run([str(PEER), "start", "--port", str(port), "--name", name, "--", "--disable-api-nodes"],
+                             capture_output=True, text=True, timeout=300, check=False)
+    if started.returncode != 0:
+        raise SystemExit(f"could not start a real ComfyUI: {started.stderr[-2000:]}")
+    return f"http://127.0.0.1:{port}", name
+
+
+async def measure(comfy_url: str, server_comfy_url: str, prompts: int) -> tuple[list[float], list[float]]:
+    direct, pooled = [], []
+    async with ComfyClient(comfy_url) as to_comfy, ComfyClient(server_comfy_url) as to_pool, \
+            to_comfy.connect_events(uuid.uuid4().hex) as comfy_events, \
+            to_pool.connect_events(uuid.uuid4().hex) as pool_events:
+        for _ in range(10):  # warm up both paths (first prompts after a start are slow)
+            await run_one(to_comfy, comfy_events, invert_graph(random.randrange(1, 0xFFFFFF)))
+            await run_one(to_pool, pool_events, invert_graph(random.randrange(1, 0xFFFFFF)))
+        for _ in range(prompts):
+            direct.append(await run_one(to_comfy, comfy_events, invert_graph(random.randrange(1, 0xFFFFFF))))
+            pooled.append(await run_one(to_pool, pool_events, invert_graph(random.randrange(1, 0xFFFFFF))))
+    return direct, pooled
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--comfy_url", default=None)
+    args = parser.parse_args()
+    comfy_url, name = (args.comfy_url, None) if args.comfy_url else start_comfyui()
+    with tempfile.TemporaryDirectory() as folder:
+        server = start_server(Path(folder) / "Data")
+        try:
+            asyncio.run(add_backends(server, [comfy_url], over_queue=1))
+            direct, pooled = asyncio.run(measure(comfy_url, server.comfy_url, args.prompts))
+        finally:
+            server.stop()
+            if name is not None:
+                subprocess.run([str(PEER), "stop", "--name", name, "--clean"], capture_output=True, timeout=60,
+                               check=False)
+    direct_median, pooled_median = statistics.median(direct), statistics.median(pooled)
+    print(f"prompts: {args.prompts} each way, alternating")
+    print(f"direct to ComfyUI:  median {direct_median * 1000:.2f} ms")
+    print(f"through the pool:   median {pooled_median * 1000:.2f} ms")
+    print(f"ratio: {pooled_median / direct_median:.3f} (goal: at most 1.10)")
+
+
+if __name__ == "__main__":
+    main()

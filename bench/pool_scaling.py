@@ -1,0 +1,96 @@
+"""The pool's scaling: 16 backends (fake ComfyUIs that answer as the recorded traffic, 100 ms per
+prompt, max_usages 1), 800 prompts from 32 concurrent clients, each sending its next prompt when its
+last one is done.
+
+    .venv/bin/python bench/pool_scaling.py [--backends 16] [--prompts 800] [--clients 32] [--job_seconds 0.1]
+
+Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03) and the
+scheduler's own time per dispatch (from /metrics). The fakes run in one child process, swarmkeeper
+in another, the clients here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.pool_support import add_backends, invert_graph, metric, run_one, start_server  # noqa: E402
+from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
+from swarmkeeper.net import free_port  # noqa: E402
+
+
+async def serve_fakes(ports: list[int], job_seconds: float) -> None:
+    from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+
+    async with asyncio.TaskGroup() as group:
+        for port in ports:
+            group.create_task(_serve_one(run_fake_comfyui, port, job_seconds))
+
+
+async def _serve_one(run: object, port: int, job_seconds: float) -> None:
+    async with run(port=port, job_seconds=job_seconds):  # type: ignore[operator]
+        await asyncio.Event().wait()
+
+
+def start_fakes(count: int, job_seconds: float) -> tuple[list[str], subprocess.Popen[bytes]]:
+    ports = [free_port() for _ in range(count)]
+    code = ("import asyncio, sys; sys.path.insert(0, sys.argv[1]); from bench.pool_scaling import serve_fakes; "
+            "asyncio.run(serve_fakes([int(p) for p in sys.argv[3:]], float(sys.argv[2])))")
+    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(job_seconds), *map(str, ports)],
+                               cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return [f"http://127.0.0.1:{port}" for port in ports], process
+
+
+async def client(comfy_url: str, prompts: int, latencies: list[float]) -> None:
+    async with ComfyClient(comfy_url, timeout=120) as comfy, comfy.connect_events(uuid.uuid4().hex) as events:
+        await events.recv()  # the greeting
+        for _ in range(prompts):
+            latencies.append(await run_one(comfy, events, invert_graph(int.from_bytes(os.urandom(3), "big"))))
+
+
+async def drive(comfy_url: str, prompts: int, clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    share = [prompts // clients + (1 if n < prompts % clients else 0) for n in range(clients)]
+    started = time.perf_counter()
+    await asyncio.gather(*(client(comfy_url, count, latencies) for count in share))
+    return time.perf_counter() - started, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", type=int, default=16)
+    parser.add_argument("--prompts", type=int, default=800)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--job_seconds", type=float, default=0.1)
+    args = parser.parse_args()
+    urls, fakes = start_fakes(args.backends, args.job_seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        server = start_server(Path(folder) / "Data")
+        try:
+            asyncio.run(add_backends(server, urls, over_queue=0))
+            makespan, _ = asyncio.run(drive(server.comfy_url, args.prompts, args.clients))
+            total = asyncio.run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
+            count = asyncio.run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
+        finally:
+            server.stop()
+            fakes.terminate()
+            fakes.wait(10)
+    ideal = args.prompts * args.job_seconds / args.backends
+    print(f"{args.prompts} prompts, {args.clients} clients, {args.backends} backends of {args.job_seconds * 1000:g} ms")
+    print(f"makespan {makespan:.3f} s, ideal {ideal:.3f} s")
+    print(f"makespan / ideal: {makespan / ideal:.3f} (goal: at most 1.03)")
+    print(f"scheduler time per dispatch: {total / count * 1e6:.1f} µs over {count:.0f} dispatches")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""What the pool benchmarks share: a swarmkeeper server as a child process with its ComfyUI pool on
+a port of its own, backends added through the API, and one prompt followed to its done marker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvents
+from swarmkeeper.net import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invert_graph(color: int, size: int = 64) -> dict[str, Any]:
+    """EmptyImage → ImageInvert → SaveImage."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}},
+    }
+
+
+@dataclass
+class Server:
+    url: str
+    comfy_url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_server(data_dir: Path) -> Server:
+    port, comfy_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(port), "--comfy_port", str(comfy_port),
+         "--data_dir", str(data_dir), "--loglevel", "Warning", "--log_max_mb", "0"],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError("swarmkeeper exited early")
+        try:
+            httpx.post(f"{url}/API/GetNewSession", json={}, timeout=1)
+            return Server(url, f"http://127.0.0.1:{comfy_port}", process)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("swarmkeeper did not start")
+
+
+async def add_backends(server: Server, urls: list[str], over_queue: int) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        session = (await http.post("/API/GetNewSession", json={})).json()["session_id"]
+        for address in urls:
+            body = {"session_id": session, "type_id": "comfyui_api"}
+            added = (await http.post("/API/AddNewBackend", json=body)).json()
+            await http.post("/API/EditBackend", json={"session_id": session, "backend_id": added["id"], "title": "",
+                                                      "settings": {"Address": address, "OverQueue": over_queue}})
+        for _ in range(600):
+            listing = (await http.post("/API/ListBackends", json={"session_id": session})).json()
+            if sum(1 for entry in listing.values() if entry["status"] == "running") == len(urls):
+                return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the backends did not all start")
+
+
+async def run_one(comfy: ComfyClient, events: ComfyEvents, graph: dict[str, Any]) -> float:
+    """Seconds from POST /prompt to the prompt's done marker."""
+    started = time.perf_counter()
+    prompt_id = (await comfy.queue_prompt(graph, events.client_id))["prompt_id"]
+    while True:
+        event = await events.recv()
+        if isinstance(event, BinaryEvent) or event["type"] != "executing":
+            continue
+        if event["data"].get("node") is None and event["data"].get("prompt_id") == prompt_id:
+            return time.perf_counter() - started
+
+
+async def metric(server: Server, name: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{server.url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
