@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
+import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
@@ -51,8 +54,20 @@ def peer(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(PEER), *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def reap_orphans() -> None:
+    """Stop test instances whose pytest run died without stopping them (a killed run leaves its
+    ComfyUI behind, 0.9 GB each); instances are named ``pytest-<pid of the run>-<port>``."""
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        owner = next((m.group(1) for part in process.info["cmdline"] or ()
+                      if (m := re.search(r"run/pytest-(\d+)-\d+", part))), None)
+        if owner is not None and not psutil.pid_exists(int(owner)):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
 def start_real_comfyui(name: str, port: int) -> RealComfyUI:
     """Start one instance and wait for it, or fail the test with the reason."""
+    reap_orphans()
     installed = peer("path", "--main")
     if installed.returncode != 0:
         pytest.fail(f"real ComfyUI missing ({installed.stderr.strip()}); scripts/setup --test installs it")
@@ -68,7 +83,7 @@ def start_real_comfyui(name: str, port: int) -> RealComfyUI:
 def real_comfyui() -> Iterator[RealComfyUI]:
     """A real ComfyUI 0.3.75 on a free loopback port, CPU only, for the whole test session."""
     port = free_port()
-    comfy = start_real_comfyui(f"pytest-{port}", port)
+    comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
     try:
         yield comfy
     finally:
@@ -79,7 +94,7 @@ def real_comfyui() -> Iterator[RealComfyUI]:
 def real_comfyui_2() -> Iterator[RealComfyUI]:
     """A second real ComfyUI for the session (the pool's tests need two), like ``real_comfyui``."""
     port = free_port()
-    comfy = start_real_comfyui(f"pytest2-{port}", port)
+    comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
     try:
         yield comfy
     finally:
