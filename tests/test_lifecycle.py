@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from swarmkeeper.config import ServerSettings
@@ -91,13 +90,12 @@ async def test_edit_and_delete_do_not_wait_for_a_hung_init(data_dir: Path) -> No
     async with in_process(test_config(data_dir)) as api:
         backend_id = await add(api, Address="x", Mode="hang")
         await api.wait_status(backend_id, "loading")
-        started = time.monotonic()
+        # the init never ends by itself, so finishing at all shows it was cancelled, not awaited
         await api.ok("EditBackend", backend_id=backend_id, title="", settings={"Mode": "ok"})
         await api.wait_status(backend_id, "running")
         hung = await add(api, Address="y", Mode="hang")
         await api.wait_status(hung, "loading")
         assert await api.ok("DeleteBackend", backend_id=hung) == {"result": "Deleted."}
-        assert time.monotonic() - started < 5  # a hung init is cancelled, not waited for
 
 
 async def test_disabled_backends_load_as_disabled(data_dir: Path) -> None:
@@ -130,10 +128,15 @@ async def test_program_shutdown_waits_briefly_for_a_saturated_backend(data_dir: 
         record = registry.get(backend_id)
         assert record is not None
         registry.claim(record)
-        asyncio.get_running_loop().call_later(0.3, registry.release, record)
-        started = time.monotonic()
-    assert time.monotonic() - started >= 0.25
-    assert record.usages == 0
+        status_at_release: list[str] = []
+
+        def finish_the_job() -> None:
+            status_at_release.append(str(record.status))
+            registry.release(record)
+
+        asyncio.get_running_loop().call_later(0.3, finish_the_job)
+    assert status_at_release == ["running"]  # the shutdown waited for the job before stopping it
+    assert record.usages == 0 and record.status == "disabled"
 
 
 def test_sigterm_shuts_down_cleanly(data_dir: Path) -> None:
