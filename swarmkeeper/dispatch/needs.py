@@ -47,7 +47,7 @@ class PromptNeeds:
             return info
         key = (record.id, id(info))
         if key not in self._cache:
-            self._cache[key] = self.judge(info)
+            self._cache[key] = _judged(self, info)
         return self._cache[key]
 
     def judge(self, info: Mapping[str, Any]) -> Refusal | None:
@@ -81,3 +81,24 @@ def needs_of(graph: Mapping[str, Any], info: Mapping[str, Any], info_of: InfoSou
             if model is None and (kind, name) in MODEL_INPUTS and isinstance(value, str):
                 model = value
     return PromptNeeds(frozenset(classes), tuple(choices), model, info_of)
+
+
+#: Verdicts shared by prompts with the same needs (a client sends the same graph shape again and
+#: again): (classes, choices, id(info)) -> (info, verdict); the info is kept to rule out a reused id.
+_VERDICTS: dict[tuple[frozenset[str], tuple[Choice, ...], int], tuple[Mapping[str, Any], Refusal | None]] = {}
+MAX_VERDICTS = 4096
+
+
+def _judged(needs: PromptNeeds, info: Mapping[str, Any]) -> Refusal | None:
+    try:
+        key = (needs.classes, needs.choices, id(info))
+        known = _VERDICTS.get(key)
+    except TypeError:  # a choice value that cannot be hashed (a list): judge it every time
+        return needs.judge(info)
+    if known is not None and known[0] is info:
+        return known[1]
+    verdict = needs.judge(info)
+    if len(_VERDICTS) >= MAX_VERDICTS:
+        _VERDICTS.clear()
+    _VERDICTS[key] = (info, verdict)
+    return verdict
