@@ -7,6 +7,7 @@ user_version`` records how many have run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ MIGRATIONS: list[str] = [
 class Database:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self.connection = connection
+        #: Writes take turns, so one caller's commit never commits another's half-done transaction.
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
@@ -98,19 +101,21 @@ class Database:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement and commit; returns the number of rows changed."""
-        cursor = await self.connection.execute(sql, params)
-        await self.connection.commit()
-        return cursor.rowcount
+        async with self._writing:
+            cursor = await self.connection.execute(sql, params)
+            await self.connection.commit()
+            return cursor.rowcount
 
     async def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Several statements in one transaction: all or nothing."""
-        try:
-            for sql, params in statements:
-                await self.connection.execute(sql, params)
-            await self.connection.commit()
-        except BaseException:
-            await self.connection.rollback()
-            raise
+        async with self._writing:
+            try:
+                for sql, params in statements:
+                    await self.connection.execute(sql, params)
+                await self.connection.commit()
+            except BaseException:
+                await self.connection.rollback()
+                raise
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self.connection.execute(sql, params) as cursor:
