@@ -1218,6 +1218,9 @@ class FakeComfyUI:
         self.options = options
         self.engine = FakeComfy(options, self.crash)
         self.sock = socket.create_server((host, port))
+        # protocol 0 (create_server's) is not TCP to asyncio, which then leaves Nagle on: answers
+        # written in two parts would wait 40 ms for a delayed ACK. ComfyUI's aiohttp sends at once.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(
             build_app(self.engine),
