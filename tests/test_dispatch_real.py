@@ -88,7 +88,7 @@ async def test_twenty_prompts_from_a_pypi_client_spread_over_two_real_comfyuis(
 def doomed_comfyui() -> Iterator[RealComfyUI]:
     """A real ComfyUI of its own, killed by the test that uses it."""
     port = free_port()
-    comfy = start_real_comfyui(f"pytest-doomed-{port}", port)
+    comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)  # reaped as an orphan if the run dies
     try:
         yield comfy
     finally:
