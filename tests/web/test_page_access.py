@@ -73,7 +73,7 @@ async def test_a_locked_server_refusal_is_shown_on_the_card(pages: Pages, web_se
     await status_is(shown, "running")
     services = web_server.services
     services.config = dataclasses.replace(services.config, lock_settings=True)  # as --lock_settings does
-    await shown.locator(".toggle").uncheck()
+    await shown.locator(".toggle").click()  # not uncheck(): the refused switch flips back at once
     await expect(shown.locator(".action-message")).to_have_text("Settings are locked.")
     await expect(shown.locator(".action-message")).to_have_attribute("role", "alert")
     await expect(shown.locator(".toggle")).to_be_checked()
