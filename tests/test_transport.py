@@ -197,3 +197,14 @@ async def test_websocket_to_an_unknown_route(server: LoopbackServer, api: APICli
         await socket.send(json.dumps({"session_id": api.session_id}))
         message = json.loads(await socket.recv())
     assert list(message.items()) == [("error", "Unknown API route."), ("error_id", "bad_route")]
+
+
+async def test_sessions_survive_a_restart(data_dir: Path) -> None:
+    from tests.servers import in_process
+
+    async with in_process(test_config(data_dir)) as first:
+        session_id = await first.new_session()
+    async with in_process(test_config(data_dir)) as second:
+        second.session_id = session_id
+        assert await second.ok("ListBackends") == {}
+        assert (await second.raw("ListBackends", {"session_id": "forged"})).status_code == 401
