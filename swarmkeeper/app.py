@@ -22,6 +22,7 @@ from swarmkeeper.api.users import LocalOwner
 from swarmkeeper.apidocs.feature import OPENAPI
 from swarmkeeper.backends.base import BackendServices, BackendType, PortCounter, TypeCatalog
 from swarmkeeper.backends.builtin import BUILTIN_TYPES
+from swarmkeeper.backends.comfyui_adoption import ADOPTION
 from swarmkeeper.backends.lifecycle import InitPolicy, Lifecycle
 from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry
@@ -44,7 +45,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
-FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH]
+FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH, ADOPTION]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:
@@ -89,7 +90,7 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
         types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
         events=events, logs=logs or LogStore(), routes=api_routes(features))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
-                                       ports=port_counter(settings), metrics=services.metrics)
+                                       ports=port_counter(settings), metrics=services.metrics, extra=dict(config.extra))
     services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
                                       store=BackendStore(config.backends_path), services=backend_services,
                                       events=events)

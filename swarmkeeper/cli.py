@@ -59,6 +59,9 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                    "under /ComfyBackendDirect/ on the main port).")
     _add_flag(serve, "ready_requires_backend", type=_bool_flag, nargs="?", const=True, default=True,
               help="/health/ready answers 503 until a backend is running (default true).")
+    _add_flag(serve, "keep_backends", type=_bool_flag, nargs="?", const=True, default=False,
+              help="On a graceful stop, leave self-started ComfyUIs running (with their loaded models) for the next "
+                   "start to adopt, instead of stopping them (true/false; bare flag means true).")
     serve.set_defaults(run=run_serve)
 
 
@@ -83,7 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
-                          backend_type_modules=tuple(args.backend_types))
+                          backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)

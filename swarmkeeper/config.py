@@ -40,6 +40,11 @@ class ServerConfig:
     #: --comfy_port: the ComfyUI-compatible pool's own port (``serve`` defaults to 7802); None: only
     #: under /ComfyBackendDirect/ on the main port.
     comfy_port: int | None = None
+    #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
+    #: adopt (SwarmUI, and the default: they are stopped).
+    keep_backends: bool = False
+    #: What backends find in ``BackendServices.extra`` from the start (before any init runs): tests
+    #: hand ComfyUI backends their timings and restart policy this way.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

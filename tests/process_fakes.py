@@ -52,6 +52,12 @@ class FakeProcess:
         assert self._code is not None
         return self._code
 
+    def read_output(self) -> None:
+        """Lines reach the sink as they are written: nothing to catch up on."""
+
+    async def release(self) -> None:
+        self.signals.append("RELEASED")
+
     def signal(self, sig: signal.Signals) -> None:
         self.signals.append(sig.name)
         if sig in self.dies_on:

@@ -67,6 +67,7 @@ def test_every_state_maps_to_a_swarmui_status() -> None:
     assert {state: public_status(state) for state in ProcessState} == {
         S.STOPPED: BackendStatus.DISABLED, S.STARTING: BackendStatus.LOADING, S.RUNNING: BackendStatus.RUNNING,
         S.BACKOFF: BackendStatus.LOADING, S.STOPPING: BackendStatus.DISABLED, S.FATAL: BackendStatus.ERRORED,
+        S.ADOPTING: BackendStatus.LOADING, S.DETACHED: BackendStatus.DISABLED,
     }
 
 

@@ -32,10 +32,13 @@ class PortCounter:
 
     last: int = 7820
     in_use: Callable[[int], bool] = field(default=lambda port: False)
+    #: Ports never handed out: those of processes an earlier server left running (they may be
+    #: adopted, and may not be listening at this moment).
+    reserved: set[int] = field(default_factory=set)
 
     def take(self) -> int:
         self.last += 1
-        while self.in_use(self.last):
+        while self.last in self.reserved or self.in_use(self.last):
             self.last += 1
         return self.last
 

@@ -3,7 +3,9 @@ own and the GPU(s) of ``GPU_ID``, watches it, relaunches it after a crash, and s
 leaving a process behind (reference §8.3, §9.3).
 
 The process work is the supervisor's (:mod:`swarmkeeper.process`); this module only says what
-to launch (:class:`ComfyLauncher`) and turns process states into statuses.
+to launch (:class:`ComfyLauncher`) and turns process states into statuses. Its process writes its
+output to files in ``<data_dir>/ComfyUI/backend-<id>/`` and is recorded in the data folder, so a
+ComfyUI that outlives the server is adopted by the next one (comfyui_running.py).
 """
 
 from __future__ import annotations
@@ -14,19 +16,31 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from swarmkeeper.backends.base import BackendHost, BackendType
 from swarmkeeper.backends.comfyui_common import ComfyUIBackend, max_usages_for
 from swarmkeeper.backends.comfyui_launch import comfy_args
+from swarmkeeper.backends.comfyui_running import (
+    fingerprint,
+    handle_for,
+    keeping,
+    record_of,
+    records_of,
+    settle,
+    stop_leftover,
+)
 from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSettings
 from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.exceptions import BackendConfigError
-from swarmkeeper.metrics import RestartCause
+from swarmkeeper.metrics import AdoptionOutcome, RestartCause
 from swarmkeeper.process.launch import LaunchError, LaunchSpec, check_start_script, clean_script_text, script_spec
 from swarmkeeper.process.policy import RestartPolicy
+from swarmkeeper.process.records import ProcessRecord
 from swarmkeeper.process.states import ProcessState, public_status
-from swarmkeeper.process.supervisor import ProcessFailed, Supervisor
+from swarmkeeper.process.supervisor import Adoption, ProcessFailed, Supervisor
 from swarmkeeper.types import JSONObject
 
 #: Key of ``BackendServices.extra`` under which a RestartPolicy replaces the default stop and
@@ -53,9 +67,10 @@ class ComfyLauncher:
     def spec_for(self, port: int) -> LaunchSpec:
         """The launch on ``port``; LaunchError when the settings can never make a working one."""
         settings = self.backend.settings
-        return script_spec(self.script, comfy_args(settings, port, self.backend.temp_dir),
+        spec = script_spec(self.script, comfy_args(settings, port, self.backend.temp_dir),
                            gpu_id=settings.GPU_ID.strip(), name=self.backend.process_name,
                            where=f"http://127.0.0.1:{port}")
+        return dataclasses.replace(spec, output_dir=self.backend.output_dir)
 
     async def probe(self) -> bool:
         backend = self.backend
@@ -80,9 +95,14 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         return f"ComfyUI-{self.host.id}"
 
     @property
+    def output_dir(self) -> Path:
+        """This backend's folder: ComfyUI's stdout and stderr files, and its temp folder."""
+        return Path(self.host.services.data_dir) / "ComfyUI" / f"backend-{self.host.id}"
+
+    @property
     def temp_dir(self) -> Path:
         """ComfyUI's temp folder for this backend (ComfyUI empties it at every start)."""
-        return Path(self.host.services.data_dir) / "ComfyUI" / f"backend-{self.host.id}" / "temp"
+        return self.output_dir / "temp"
 
     @property
     def pid(self) -> int | None:
@@ -100,10 +120,34 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         settings = self.settings
         self.max_usages = max_usages_for(settings.OverQueue)
         await self._halt(graceful=True)
+        leftover = await settle(self.host.services, COMFYUI_SELFSTART.id, str(self.host.id), self._fingerprint(),
+                                self._policy(), self._adopted_line)
+        try:
+            script = self._checked_script()
+        except BackendConfigError:
+            await self._drop(leftover)
+            raise
+        if script is None:
+            await self._drop(leftover)
+            return
+        launcher = ComfyLauncher(self, script)
+        self.supervisor = Supervisor(self.process_name, launcher, on_state=self._on_state, on_line=self._on_line,
+                                     policy=self._policy())
+        if leftover is not None and await self._adopt(self.supervisor, launcher, *leftover):
+            return
+        if wants_update(settings.AutoUpdate, settings.UpdateManagedNodes):
+            self.host.set_status(BackendStatus.LOADING, "Updating ComfyUI (git pull) before its launch...")
+            await update_before_launch(settings.AutoUpdate, settings.UpdateManagedNodes, script.parent, self.host.log)
+        await self._start(self.supervisor)
+
+    def _checked_script(self) -> Path | None:
+        """The start script, checked (None, and status disabled, when none is set); BackendConfigError
+        when a launch can never work."""
+        settings = self.settings
         if not clean_script_text(settings.StartScript):
             self.host.set_status(BackendStatus.DISABLED, "No start script is set: point StartScript at ComfyUI's "
                                                          "main.py.")
-            return
+            return None
         try:
             script = check_start_script(settings.StartScript)
             ComfyLauncher(self, script).spec_for(0)  # a launch that can never work fails before a port is taken
@@ -112,16 +156,43 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         if script.name != "main.py":
             self.host.log.warning("ComfyUI start script is '%s', which looks wrong - did you forget to append "
                                   "'main.py' on the end?", script)
-        if wants_update(settings.AutoUpdate, settings.UpdateManagedNodes):
-            self.host.set_status(BackendStatus.LOADING, "Updating ComfyUI (git pull) before its launch...")
-            await update_before_launch(settings.AutoUpdate, settings.UpdateManagedNodes, script.parent, self.host.log)
-        await self._start(script)
+        return script
 
-    async def _start(self, script: Path) -> None:
-        self.supervisor = Supervisor(self.process_name, ComfyLauncher(self, script), on_state=self._on_state,
-                                     on_line=self._on_line, policy=self._policy())
+    async def _adopt(self, supervisor: Supervisor, launcher: ComfyLauncher, record: ProcessRecord,
+                     process: psutil.Process) -> bool:
+        """Take over the ComfyUI an earlier server left running for this backend (True); one that
+        does not answer is stopped (False: launch a new one)."""
+        services = self.host.services
+        self.port, launcher.url = record.port, f"http://127.0.0.1:{record.port}"
+        outcome = await supervisor.adopt(handle_for(record, process, self._adopted_line))
+        if outcome is Adoption.ADOPTED:
+            self.host.log.info("Self-Start %s adopted: pid %s on port %s, left running by an earlier start (its "
+                               "loaded models stay loaded)", self.process_name, record.pid, record.port)
+            services.metrics.adoption(COMFYUI_SELFSTART.id, AdoptionOutcome.ADOPTED)
+            return True
+        why = "exited" if outcome is Adoption.EXITED else "did not answer"
+        self.host.log.warning("%s (pid %s), left running by an earlier start, %s: it was stopped, and a new one is "
+                              "launched", self.process_name, record.pid, why)
+        services.metrics.adoption(COMFYUI_SELFSTART.id, AdoptionOutcome.RELAUNCHED)
+        self.port = None
+        return False
+
+    async def _drop(self, leftover: tuple[ProcessRecord, psutil.Process] | None) -> None:
+        """Stop a process left for this backend that will not be adopted (it is unconfigured now)."""
+        if leftover is not None:
+            record, process = leftover
+            await stop_leftover(self.process_name, record, process, self._policy(), self._adopted_line)
+            self.host.services.metrics.adoption(COMFYUI_SELFSTART.id, AdoptionOutcome.ORPHANED)
+            records = records_of(self.host.services)
+            records.remove(record.key)
+            await records.flush()
+
+    def _fingerprint(self) -> str:
+        return fingerprint(COMFYUI_SELFSTART.id, self.settings)
+
+    async def _start(self, supervisor: Supervisor) -> None:
         try:
-            await self.supervisor.start()
+            await supervisor.start()
         except LaunchError as error:
             raise self._config_error(str(error)) from None
         except ProcessFailed as error:  # the state change logged it already
@@ -134,6 +205,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
 
     def _on_state(self, state: ProcessState, reason: str) -> None:
         self.host.set_status(public_status(state), reason)
+        self._record(state)
         if state is ProcessState.STARTING:
             self.host.log.info("Self-Start %s on port %s is loading...", self.process_name, self.port)
         elif state in (ProcessState.BACKOFF, ProcessState.FATAL):
@@ -144,10 +216,42 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
     def _on_line(self, name: str, stream: str, line: str) -> None:
         self.host.log.debug("[%s/%s] %s", name, stream, line)
 
+    def _adopted_line(self, stream: str, line: str) -> None:
+        self._on_line(self.process_name, stream, line)
+
+    def _record(self, state: ProcessState) -> None:
+        """Keep this backend's record of its process (comfyui_running.py) as the process goes: from
+        its launch until it is gone; a process left running (DETACHED) keeps its record."""
+        records = records_of(self.host.services)
+        process = self.supervisor.process if self.supervisor is not None else None
+        if state in (ProcessState.STARTING, ProcessState.RUNNING) and process is not None and self.port is not None:
+            record = record_of(str(self.host.id), self._fingerprint(), process, self.port, self.output_dir,
+                               ready=state is ProcessState.RUNNING)
+            if record is not None:
+                records.put(record)
+        elif state in (ProcessState.STOPPED, ProcessState.FATAL, ProcessState.BACKOFF):
+            records.remove(str(self.host.id))
+
     # --- shutdown ---
 
     async def shutdown(self) -> None:
+        if keeping(self.host.services) and await self._detach():
+            return
         await self._halt(graceful=True)
+
+    async def _detach(self) -> bool:
+        """Leave the process running for the next start to adopt (--keep_backends at program
+        shutdown); False when there is none to leave."""
+        supervisor = self.supervisor
+        if supervisor is None or not await supervisor.detach():
+            return False
+        self.host.log.info("%s is left running on port %s for the next start (--keep_backends)", self.process_name,
+                           self.port)
+        self.supervisor = None
+        await self.close()
+        self.forget_object_info()
+        await records_of(self.host.services).flush()
+        return True
 
     async def kill(self) -> None:
         await self._halt(graceful=False)
@@ -157,6 +261,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         supervisor = self.supervisor
         if supervisor is not None:
             await (supervisor.stop() if graceful else supervisor.kill())
+            await records_of(self.host.services).flush()  # its record is gone on disk too
         self.forget_object_info()
         self.port = None
         temp = self.temp_dir

@@ -46,6 +46,16 @@ class RestartCause(StrEnum):
     CRASH = "crash"  # a backend's own supervisor relaunched it after its process died
 
 
+class AdoptionOutcome(StrEnum):
+    """What became of a self-started process an earlier server left running (see comfyui_running)."""
+
+    ADOPTED = "adopted"  # it answered: taken over, its models still loaded
+    RELAUNCHED = "relaunched"  # alive but it did not answer in time (or it exited): stopped, launched anew
+    CHANGED = "changed"  # its backend's settings changed meanwhile: stopped, launched anew
+    ORPHANED = "orphaned"  # its backend is gone, disabled or of another type now: stopped
+    FOREIGN = "foreign"  # its pid is gone or belongs to another process now: nothing touched
+
+
 class FreeOutcome(StrEnum):
     FREED = "freed"  # the backend's free_memory returned True
     DECLINED = "declined"  # it returned False (it cannot free, or had nothing to free)
@@ -79,6 +89,9 @@ class Metrics:
         self._frees = Counter(
             "swarmkeeper_memory_free_calls", "Calls to a backend's free-memory (FreeBackendMemory), by outcome.",
             ["type", "outcome"], registry=self.registry)
+        self._adoptions = Counter(
+            "swarmkeeper_adoptions", "Self-started processes an earlier server left running, by what became of "
+            "them: adopted, relaunched, changed, orphaned, foreign.", ["type", "outcome"], registry=self.registry)
 
     def _declare_api_metrics(self) -> None:
         self._latency = Histogram(
@@ -114,6 +127,8 @@ class Metrics:
                 self._restarts.labels(type_id, cause)
             for outcome in FreeOutcome:
                 self._frees.labels(type_id, outcome)
+            for adoption in AdoptionOutcome:
+                self._adoptions.labels(type_id, adoption)
 
     def add_collector(self, collector: Collector) -> None:
         """Register a collector whose values are computed at scrape time."""
@@ -136,6 +151,10 @@ class Metrics:
 
     def memory_freed(self, type_id: str, outcome: FreeOutcome) -> None:
         self._frees.labels(type_id, outcome).inc()
+
+    def adoption(self, type_id: str, outcome: AdoptionOutcome) -> None:
+        """A process left running by an earlier server was dealt with (adopted, or why not)."""
+        self._adoptions.labels(type_id, outcome).inc()
 
     def dispatched(self, waited: float, deciding: float) -> None:
         """A generation got a backend slot after ``waited`` s; choosing it took ``deciding`` s."""

@@ -1,20 +1,24 @@
 """A real child process: spawned in a session of its own with SIGINT restored, its stdout and
-stderr read line by line into a sink, the last stderr lines kept for the failure reason."""
+stderr read line by line into a sink (from pipes, or from files when the launch names an output
+folder: see output.py), the last stderr lines kept for the failure reason."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import psutil
 
 from swarmkeeper.process import tree
 from swarmkeeper.process.launch import LaunchError, LaunchSpec
+from swarmkeeper.process.output import OutputFollower, open_for_child
 
 #: ``sink(stream, line)``: stream is ``STDOUT`` or ``STDERR``.
 LineSink = Callable[[str, str], None]
@@ -39,10 +43,20 @@ class ProcessHandle(Protocol):
         """The last lines it wrote to stderr (or stdout when stderr said nothing)."""
         ...
 
-    async def wait(self) -> int: ...
+    async def wait(self) -> int | None:
+        """Until it exits; its exit code (None when it cannot be known: not our child)."""
+        ...
+
+    def read_output(self) -> None:
+        """Take in the output it wrote so far, now (before a state change that quotes it)."""
+        ...
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to its process group."""
+        ...
+
+    async def release(self) -> None:
+        """Stop reading its output: it is left running for a later server to adopt."""
         ...
 
     def kill_tree(self) -> None:
@@ -99,15 +113,20 @@ class LinePump:
 class ChildProcess:
     """A process spawned by :func:`spawn`."""
 
-    def __init__(self, process: asyncio.subprocess.Process, sink: LineSink, tail_size: int = 40) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, sink: LineSink, tail_size: int = 40,
+                 output_dir: Path | None = None) -> None:
         self._process = process
         self._stderr: collections.deque[str] = collections.deque(maxlen=tail_size)
         self._stdout: collections.deque[str] = collections.deque(maxlen=tail_size)
-        assert process.stdout is not None and process.stderr is not None
-        self._pumps = [
-            asyncio.create_task(LinePump("STDOUT", sink, self._stdout).run(process.stdout)),
-            asyncio.create_task(LinePump("STDERR", sink, self._stderr).run(process.stderr)),
-        ]
+        pumps = {"STDOUT": LinePump("STDOUT", sink, self._stdout), "STDERR": LinePump("STDERR", sink, self._stderr)}
+        self._pumps: list[asyncio.Task[None]] = []
+        self._follower: OutputFollower | None = None
+        if output_dir is not None:
+            self._follower = OutputFollower(output_dir, pumps, from_end=False)
+        else:
+            assert process.stdout is not None and process.stderr is not None
+            self._pumps = [asyncio.create_task(pumps["STDOUT"].run(process.stdout)),
+                           asyncio.create_task(pumps["STDERR"].run(process.stderr))]
         self._known: list[psutil.Process] = tree.members(process.pid)
 
     @property
@@ -124,10 +143,26 @@ class ChildProcess:
 
     async def wait(self) -> int:
         code = await self._process.wait()
+        if self._follower is not None:
+            await self._follower.stop()
         await self._drain()
         return code
 
+    def read_output(self) -> None:
+        if self._follower is not None:
+            self._follower.catch_up()
+
+    async def release(self) -> None:
+        # The asyncio transport would kill a child it still owns if it were closed; nothing closes
+        # it, and the loop's child watcher holds it until the child exits.
+        if self._follower is not None:
+            await self._follower.stop()
+        for task in self._pumps:
+            task.cancel()
+
     async def _drain(self) -> None:
+        if not self._pumps:
+            return
         _, pending = await asyncio.wait(self._pumps, timeout=DRAIN_SECONDS)
         for task in pending:
             task.cancel()
@@ -148,13 +183,19 @@ class ChildProcess:
 
 
 async def spawn(spec: LaunchSpec, sink: LineSink) -> ChildProcess:
-    """Start ``spec`` in a new session (its own process group), stdin closed, output piped."""
+    """Start ``spec`` in a new session (its own process group, so it outlives a kill of this
+    server), stdin closed, output piped, or written to files in ``spec.output_dir``."""
+    files: dict[str, int] = {}
     try:
+        files = open_for_child(spec.output_dir) if spec.output_dir is not None else {}
         process = await asyncio.create_subprocess_exec(
             *spec.argv, cwd=spec.cwd, env=dict(spec.env), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_restore_sigint,  # only resets a signal disposition: safe after fork
+            stdout=files.get("STDOUT", subprocess.PIPE), stderr=files.get("STDERR", subprocess.PIPE),
+            start_new_session=True, preexec_fn=_restore_sigint,  # only resets a signal disposition: safe after fork
         )
     except OSError as error:
         raise LaunchError(f"{spec.name} could not be started: {error.strerror or error} ({spec.argv[0]}).") from None
-    return ChildProcess(process, sink)
+    finally:
+        for fd in files.values():
+            os.close(fd)
+    return ChildProcess(process, sink, output_dir=spec.output_dir)

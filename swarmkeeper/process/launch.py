@@ -42,6 +42,9 @@ class LaunchSpec:
     name: str = "process"
     #: Where it will answer once ready, for status reasons (e.g. ``http://127.0.0.1:7821``).
     where: str = ""
+    #: A folder for its stdout and stderr files (output.py), so its output outlives this server;
+    #: None: pipes.
+    output_dir: Path | None = None
 
     def __post_init__(self) -> None:
         texts = [*self.argv, str(self.cwd), *self.env, *self.env.values()]

@@ -27,6 +27,9 @@ class RestartPolicy:
     term_wait: float = 10.0
     #: Seconds between readiness probes while a process starts.
     probe_interval: float = 0.1
+    #: Seconds a process adopted from an earlier server has to answer its readiness probe before
+    #: it is stopped and a new one launched (one that was still starting gets the same time).
+    adopt_wait: float = 30.0
 
 
 class ExitDecision(StrEnum):

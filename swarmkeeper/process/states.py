@@ -3,6 +3,8 @@ mapping to SwarmUI's public statuses (which users see in ``ListBackends``).
 
 Internal states are finer than SwarmUI's: ``BACKOFF`` (crashed, relaunching soon) and
 ``STARTING`` both show as ``loading``; ``STOPPING`` and ``STOPPED`` both show as ``disabled``.
+``ADOPTING`` (a process an earlier server started, being probed) shows as ``loading`` and
+``DETACHED`` (left running for the next server) as ``disabled``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ class ProcessState(StrEnum):
     BACKOFF = "backoff"  # it died after being ready; it is relaunched after the restart delay
     STOPPING = "stopping"  # a stop was asked: signals are on their way
     FATAL = "fatal"  # it died and will not be relaunched; a restart, edit or toggle clears it
+    ADOPTING = "adopting"  # a live process an earlier server started: waiting for it to answer
+    DETACHED = "detached"  # left running for the next server to adopt (--keep_backends); no longer watched
 
 
 S = ProcessState
@@ -39,6 +43,13 @@ TRANSITIONS: dict[tuple[ProcessState, ProcessState], str] = {
     (S.FATAL, S.STOPPING): "a stop was asked after it died (cleans up what is left)",
     (S.STOPPED, S.STOPPING): "a stop was asked when nothing ran (cleans up what is left)",
     (S.STOPPING, S.STOPPED): "the process tree is gone",
+    (S.STOPPED, S.ADOPTING): "a live process an earlier server started was found: probing it",
+    (S.ADOPTING, S.RUNNING): "the adopted process answered its readiness probe",
+    (S.ADOPTING, S.STOPPING): "the adopted process did not answer in time (or exited), or a stop was asked",
+    (S.STARTING, S.DETACHED): "the server stops and keeps its backends: left starting for the next server",
+    (S.RUNNING, S.DETACHED): "the server stops and keeps its backends: left running for the next server",
+    (S.ADOPTING, S.DETACHED): "the server stops and keeps its backends: left for the next server to probe",
+    (S.DETACHED, S.STOPPING): "a stop was asked after it was left running (nothing of ours to stop)",
 }
 
 
@@ -61,6 +72,8 @@ _PUBLIC: dict[ProcessState, BackendStatus] = {
     S.BACKOFF: BackendStatus.LOADING,
     S.STOPPING: BackendStatus.DISABLED,
     S.FATAL: BackendStatus.ERRORED,
+    S.ADOPTING: BackendStatus.LOADING,
+    S.DETACHED: BackendStatus.DISABLED,
 }
 
 

@@ -6,6 +6,10 @@ each transition against :data:`~swarmkeeper.process.states.TRANSITIONS` and tell
 What to launch and how to tell it is ready belong to the owner, through :class:`Launcher`:
 ``prepare()`` is called for every launch (so a relaunch can take a new port), ``probe()`` until it
 returns True.
+
+A process that an earlier server started and left running can be taken over with :meth:`adopt`
+(probed, then watched as if launched here), and a running one left for a later server with
+:meth:`detach`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Protocol
 
 from swarmkeeper.process import child
@@ -51,14 +56,25 @@ class ProcessFailed(Exception):
         self.reason = reason
 
 
+class Adoption(StrEnum):
+    """How taking over a process left by an earlier server went."""
+
+    ADOPTED = "adopted"  # it answered: running, and watched from now on
+    EXITED = "exited"  # it ended before it answered (what it left behind was stopped)
+    SILENT = "silent"  # it did not answer within adopt_wait: stopped, its whole tree
+
+
 #: ``listener(state, reason)``, called on every state change.
 StateListener = Callable[[ProcessState, str], None]
 #: ``on_line(name, stream, line)`` for every output line of the process.
 OutputListener = Callable[[str, str, str], None]
 
 
-def describe_exit(code: int) -> str:
-    """``exited with code 1``, or ``was killed by SIGKILL`` for a negative code."""
+def describe_exit(code: int | None) -> str:
+    """``exited with code 1``, or ``was killed by SIGKILL`` for a negative code (``exited`` when
+    the code cannot be known: an adopted process is not our child)."""
+    if code is None:
+        return "exited"
     if code < 0:
         with contextlib.suppress(ValueError):
             return f"was killed by {signal.Signals(-code).name}"
@@ -66,7 +82,7 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def exit_reason(name: str, code: int, lines: Sequence[str], *, ready: bool) -> str:
+def exit_reason(name: str, code: int | None, lines: Sequence[str], *, ready: bool) -> str:
     """A status reason for an exit, quoting the last lines the process wrote."""
     when = "unexpectedly" if ready else "before it was ready"
     tail = " | ".join(line.strip() for line in lines[-REASON_LINES:])
@@ -139,16 +155,17 @@ class Supervisor:
             raise ProcessFailed(f"{spec.name} was stopped while it started.")
         if exited.done() and not exited.cancelled():
             await self._failed_start(spec, process, exited.result())
+        process.read_output()  # what it said while starting is in its log before it shows running
         self._set(S.RUNNING, "")
 
-    async def _until_ready(self, exited: asyncio.Task[int]) -> None:
+    async def _until_ready(self, exited: asyncio.Task[int | None]) -> None:
         """Probe until it answers, or return early when the process exits."""
         while not exited.done():
             if await self._probe_unless_exited(exited):
                 return
             await self.clock.within(asyncio.shield(exited), self.policy.probe_interval)
 
-    async def _probe_unless_exited(self, exited: asyncio.Task[int]) -> bool:
+    async def _probe_unless_exited(self, exited: asyncio.Task[int | None]) -> bool:
         """One probe, abandoned if the process exits first."""
         probe = asyncio.create_task(self.launcher.probe())
         try:
@@ -160,12 +177,58 @@ class Supervisor:
                     await probe
         return not exited.done() and not probe.cancelled() and probe.result()
 
-    async def _failed_start(self, spec: LaunchSpec, process: ProcessHandle, code: int) -> None:
+    async def _failed_start(self, spec: LaunchSpec, process: ProcessHandle, code: int | None) -> None:
         process.kill_tree()  # whatever it started before dying
         self.process = None
         reason = exit_reason(spec.name, code, process.last_lines, ready=False)
         self._set(S.FATAL, reason)
         raise ProcessFailed(reason)
+
+    # --- adopting a process an earlier server started, and leaving one for a later server ---
+
+    async def adopt(self, process: ProcessHandle) -> Adoption:
+        """Take over ``process``, left running by an earlier server: give it the policy's
+        ``adopt_wait`` to answer its probe. ADOPTED: it is RUNNING, watched from now on.
+        Otherwise it was stopped (its whole tree), and the state is STOPPED, ready for start()."""
+        if self.state is not S.STOPPED:
+            raise RuntimeError(f"{self.name} is already {self.state}")
+        self.process = process
+        self._set(S.ADOPTING, f"{self.name} (pid {process.pid}) was left running by an earlier start; "
+                              "waiting for it to answer...")
+        exited = asyncio.create_task(process.wait())
+        try:
+            answered = await self.clock.within(self._until_ready(exited), self.policy.adopt_wait)
+            outcome = Adoption.EXITED if exited.done() else Adoption.ADOPTED if answered else Adoption.SILENT
+        finally:
+            exited.cancel()
+        if self.state is not S.ADOPTING:  # stopped meanwhile (by another task)
+            await self._halt(graceful=True)
+            raise ProcessFailed(f"{self.name} was stopped while it was adopted.")
+        if outcome is Adoption.ADOPTED:
+            process.read_output()
+            self._set(S.RUNNING, "")
+            self._watcher = asyncio.create_task(self._watch(), name=f"watch-{self.name}")
+            return outcome
+        log.warning("%s (pid %s), left running by an earlier start, %s: stopping it", self.name, process.pid,
+                    "exited" if outcome is Adoption.EXITED else f"did not answer within {self.policy.adopt_wait:g} s")
+        await self._halt(graceful=True)
+        return outcome
+
+    async def detach(self) -> bool:
+        """Leave the process running for a later server to adopt: stop watching it and reading its
+        output. False (and nothing changed) when no live process is there to leave."""
+        process = self.process
+        if self.state not in (S.STARTING, S.RUNNING, S.ADOPTING) or process is None or process.returncode is not None:
+            return False
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        self.process = None
+        await process.release()
+        self._set(S.DETACHED, f"{self.name} (pid {process.pid}) is left running for the next start.")
+        return True
 
     # --- watching (noticing an exit), then deciding ---
 
@@ -232,13 +295,18 @@ class Supervisor:
         self._set(S.STOPPED, f"{self.name} is stopped.")
 
     async def _end(self, process: ProcessHandle, graceful: bool) -> None:
-        policy = self.policy
-        if graceful and process.returncode is None:
-            for sig, wait in ((policy.stop_signal, policy.stop_wait), (signal.SIGTERM, policy.term_wait)):
-                process.signal(sig)
-                if await self.clock.within(process.wait(), wait):
-                    break
-                log.info("%s did not stop within %g s of %s", self.name, wait, sig.name)
-        process.kill_tree()  # the process if it still runs, and anything it left behind
-        if not await self.clock.within(process.wait(), REAP_SECONDS):
-            log.error("%s (pid %s) survived SIGKILL", self.name, process.pid)
+        await end_process(self.name, process, self.policy, graceful=graceful, clock=self.clock)
+
+
+async def end_process(name: str, process: ProcessHandle, policy: RestartPolicy, *, graceful: bool,
+                      clock: Clock = REAL_CLOCK) -> None:
+    """The stop sequence: the stop signal, then SIGTERM (each with its wait), then kill the tree."""
+    if graceful and process.returncode is None:
+        for sig, wait in ((policy.stop_signal, policy.stop_wait), (signal.SIGTERM, policy.term_wait)):
+            process.signal(sig)
+            if await clock.within(process.wait(), wait):
+                break
+            log.info("%s did not stop within %g s of %s", name, wait, sig.name)
+    process.kill_tree()  # the process if it still runs, and anything it left behind
+    if not await clock.within(process.wait(), REAP_SECONDS):
+        log.error("%s (pid %s) survived SIGKILL", name, process.pid)
