@@ -121,4 +121,5 @@ def setup_logging(level: int, store: LogStore, formatter: logging.Formatter | No
     root.addHandler(LogStoreHandler(store))
     server = logging.getLogger("uvicorn.error")  # uvicorn's own lines ("Uvicorn running on ..."), same shape
     server.handlers = [console, LogStoreHandler(store)]
+    server.setLevel(logging.INFO)
     server.propagate = False
