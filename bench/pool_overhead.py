@@ -12,7 +12,6 @@ Prints both medians (POST /prompt to the done marker on the websocket) and the r
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_support import add_backends, invert_graph, run_one, start_server  # noqa: E402
+from bench.pool_support import add_backends, invert_graph, run, run_one, start_server  # noqa: E402
 from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
 from swarmkeeper.net import free_port  # noqa: E402
 
@@ -64,8 +63,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         server = start_server(Path(folder) / "Data")
         try:
-            asyncio.run(add_backends(server, [comfy_url], over_queue=1))
-            direct, pooled = asyncio.run(measure(comfy_url, server.comfy_url, args.prompts))
+            run(add_backends(server, [comfy_url], over_queue=1))
+            direct, pooled = run(measure(comfy_url, server.comfy_url, args.prompts))
         finally:
             server.stop()
             if name is not None:

@@ -6,7 +6,8 @@ last one is done.
 
 Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03) and the
 scheduler's own time per dispatch (from /metrics). The fakes run in one child process, swarmkeeper
-in another, the clients here.
+in another, the clients here; the clients connect first, and the makespan runs from the first
+prompt sent to the last one done.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_support import add_backends, invert_graph, metric, run_one, start_server  # noqa: E402
-from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
+from bench.pool_support import add_backends, invert_graph, metric, run, run_one, start_server  # noqa: E402
+from swarmkeeper.clients.comfyui import ComfyClient, ComfyEvents  # noqa: E402
 from swarmkeeper.net import free_port  # noqa: E402
 
 
@@ -44,26 +45,40 @@ async def _serve_one(run: object, port: int, job_seconds: float) -> None:
 
 def start_fakes(count: int, job_seconds: float) -> tuple[list[str], subprocess.Popen[bytes]]:
     ports = [free_port() for _ in range(count)]
-    code = ("import asyncio, sys; sys.path.insert(0, sys.argv[1]); from bench.pool_scaling import serve_fakes; "
-            "asyncio.run(serve_fakes([int(p) for p in sys.argv[3:]], float(sys.argv[2])))")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.pool_scaling import run, serve_fakes; "
+            "run(serve_fakes([int(p) for p in sys.argv[3:]], float(sys.argv[2])))")
     process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(job_seconds), *map(str, ports)],
                                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return [f"http://127.0.0.1:{port}" for port in ports], process
 
 
-async def client(comfy_url: str, prompts: int, latencies: list[float]) -> None:
-    async with ComfyClient(comfy_url, timeout=120) as comfy, comfy.connect_events(uuid.uuid4().hex) as events:
-        await events.recv()  # the greeting
+async def connect(comfy_url: str) -> tuple[ComfyClient, ComfyEvents]:
+    comfy = ComfyClient(comfy_url, timeout=120)
+    events = await comfy.connect_events(uuid.uuid4().hex)
+    await events.recv()  # the greeting
+    return comfy, events
+
+
+async def client(comfy: ComfyClient, events: ComfyEvents, prompts: int, latencies: list[float]) -> float:
+    """Send the prompts one after another; when the last was done. The connection is closed then
+    (a client that stops reading while the others go on would fill with their status messages)."""
+    try:
         for _ in range(prompts):
             latencies.append(await run_one(comfy, events, invert_graph(int.from_bytes(os.urandom(3), "big"))))
+        return time.perf_counter()
+    finally:
+        await events.aclose()
+        await comfy.aclose()
 
 
 async def drive(comfy_url: str, prompts: int, clients: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     share = [prompts // clients + (1 if n < prompts % clients else 0) for n in range(clients)]
+    connected = await asyncio.gather(*(connect(comfy_url) for _ in share))
     started = time.perf_counter()
-    await asyncio.gather(*(client(comfy_url, count, latencies) for count in share))
-    return time.perf_counter() - started, latencies
+    done = await asyncio.gather(*(client(comfy, events, count, latencies)
+                                  for (comfy, events), count in zip(connected, share, strict=True)))
+    return max(done) - started, latencies
 
 
 def main() -> None:
@@ -77,10 +92,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         server = start_server(Path(folder) / "Data")
         try:
-            asyncio.run(add_backends(server, urls, over_queue=0))
-            makespan, _ = asyncio.run(drive(server.comfy_url, args.prompts, args.clients))
-            total = asyncio.run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
-            count = asyncio.run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
+            run(add_backends(server, urls, over_queue=0))
+            makespan, _ = run(drive(server.comfy_url, args.prompts, args.clients))
+            total = run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
+            count = run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
         finally:
             server.stop()
             fakes.terminate()

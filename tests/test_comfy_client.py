@@ -20,6 +20,7 @@ from swarmkeeper.clients.comfyui import (
     ComfyEvent,
     ComfyEvents,
     parse_text_event,
+    peek_type,
 )
 from swarmkeeper.clients.errors import (
     REFUSED_MESSAGE,
@@ -558,6 +559,23 @@ def test_binary_frames() -> None:
 def test_text_frames_must_be_typed_json(text: str) -> None:
     with pytest.raises(ComfyProtocolError):
         parse_text_event(text)
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    (json.dumps({"type": "status", "data": {"sid": "x"}}), "status"),
+    (json.dumps({"type": 'quo"te', "data": {}}), None),  # escaped: only parsing tells
+    (json.dumps({"data": {}, "type": "status"}), None),  # not written as ComfyUI writes
+    ('{"type": "', None), ("not json", None),
+])
+def test_the_type_of_a_frame_is_read_without_parsing_it(text: str, kind: str | None) -> None:
+    assert peek_type(text) == kind
+
+
+async def test_frames_come_as_they_were_sent(comfy: ComfyClient) -> None:
+    async with comfy.connect_events("raw-frames") as events:
+        greeting = await events.recv_frame()
+        assert isinstance(greeting, str) and peek_type(greeting) == "status"
+        assert parse_text_event(greeting)["data"]["sid"] == "raw-frames"
 
 
 # --- the fake as its own process -------------------------------------------------------------

@@ -7,6 +7,7 @@ provably answers as ComfyUI does.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -187,6 +188,9 @@ async def interrupted_run(comfy: ComfyClient, client_id: str) -> list[ComfyEvent
         seen: list[ComfyEvent] = []
         while not seen or event_type(seen[-1]) != "executing" or seen[-1]["data"]["node"] != "10":
             seen.append(await events.recv())
+        # Into node 10's run: an interrupt sent at once can reach ComfyUI before it starts the node,
+        # which then stops at node 10 instead of 11.
+        await asyncio.sleep(0.2)
         await comfy.interrupt()
         return seen + await collect(events, queued["prompt_id"])
 

@@ -5,13 +5,16 @@ and a backend lost mid-prompt."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient
+from swarmkeeper.dispatch.pool.relay import STATUS_TEXT
 from swarmkeeper.dispatch.pool.validate import validate
 from swarmkeeper.testing.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph, ws_image_graph
@@ -45,6 +48,18 @@ async def test_a_prompt_sends_the_same_events_as_a_direct_comfyui(data_dir: Path
             pooled = await pooled_kinds(comfy, graph_of(0x405060 + len(flags)), **flags)
             assert pooled == direct, graph_of.__name__
         assert "binary1" in direct or "binary4" in direct
+
+
+async def test_a_prompt_id_that_json_escapes_gets_every_event(data_dir: Path) -> None:
+    """The pool routes ``progress_state`` by the id its frame starts with; an id written escaped is
+    routed by parsing the frame instead."""
+    async with run_fake_comfyui(job_seconds=0.01) as fake, pool_server(data_dir, [fake.url]) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "escapes") as events:
+        direct = await direct_kinds(fake.url, invert_graph(0x700001))
+        queued = await comfy.queue_prompt(invert_graph(0x700002), "escapes", prompt_id='a"b\\c')
+        assert queued["prompt_id"] == 'a"b\\c'
+        pooled = [kind_of(e) for e in await events_until_done(events, {'a"b\\c'})]
+        assert pooled == direct and "progress_state" in pooled
 
 
 async def test_prompts_spread_over_every_backend_and_files_come_back_through_the_pool(data_dir: Path) -> None:
@@ -92,6 +107,12 @@ def deep_graph(depth: int) -> dict:
     graph[str(depth)] = {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}
     graph["0"] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
     return graph
+
+
+@pytest.mark.parametrize("remaining", [0, 7, 10_000])
+def test_the_status_text_is_what_json_dumps_writes(remaining: int) -> None:
+    message = {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}}}
+    assert STATUS_TEXT.format(remaining) == json.dumps(message)
 
 
 def test_validation_of_a_very_deep_graph_needs_no_deep_stack() -> None:

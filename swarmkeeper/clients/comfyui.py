@@ -47,6 +47,7 @@ from swarmkeeper.clients.errors import (
     ComfyTimeout,
     ComfyUnreachable,
 )
+from swarmkeeper.clients.http1 import BadHTTP, HTTP1Client, TooLarge
 
 MIB = 1024 * 1024
 #: Cap on a JSON answer (/object_info is ~0.5 MB; 64 MiB means something is wrong).
@@ -170,15 +171,28 @@ def _from_websockets(exc: Exception) -> ComfyError:
     return _unreachable(exc)
 
 
+def _too_large(exc: TooLarge, limit: int) -> ComfyProtocolError:
+    if exc.declared is not None:
+        return ComfyProtocolError(f"The backend's answer is too large ({exc.declared // MIB} MiB).")
+    return ComfyProtocolError(f"The backend's answer is larger than {limit // MIB} MiB.")
+
+
 @contextlib.contextmanager
-def map_errors(timeout: float) -> Iterator[None]:
-    """The one boundary: httpx, websockets, OS and timeout errors become ``ComfyError``s."""
+def map_errors(timeout: float, limit: int = 0) -> Iterator[None]:
+    """The one boundary: httpx, http1, websockets, OS and timeout errors become ``ComfyError``s
+    (``limit`` is the size cap of the answer, for the message when it is exceeded)."""
     try:
         yield
     except ComfyError:
         raise
     except httpx.HTTPError as exc:
         raise _from_httpx(exc, timeout) from exc
+    except EOFError as exc:  # http1: the server closed the connection before its answer was whole
+        raise ComfyUnreachable("The backend closed the connection without answering.") from exc
+    except BadHTTP as exc:
+        raise ComfyProtocolError("The backend's answer is not valid HTTP - is this a ComfyUI address?") from exc
+    except TooLarge as exc:
+        raise _too_large(exc, limit) from exc
     except TimeoutError as exc:
         raise ComfyTimeout(f"The backend did not answer within {timeout:g} s.") from exc
     except (websockets.WebSocketException, OSError) as exc:
@@ -201,6 +215,11 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
             raise ComfyProtocolError(f"The backend's answer is larger than {limit // MIB} MiB.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _encode_json(value: Any) -> bytes:
+    """A JSON request body, encoded as httpx encodes ``json=``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _decode_json(raw: bytes, route: str) -> Any:
@@ -301,6 +320,20 @@ class BinaryEvent:
 ComfyEvent = JSONObject | BinaryEvent
 
 
+#: How ComfyUI's ``json.dumps({"type": ..., "data": ...})`` starts every text frame.
+TYPE_PREFIX = '{"type": "'
+
+
+def peek_type(text: str) -> str | None:
+    """The type of a text frame written as ComfyUI writes them, read without parsing the frame
+    (None when it is not written so: parse it to know)."""
+    if not text.startswith(TYPE_PREFIX):
+        return None
+    end = text.find('"', len(TYPE_PREFIX))
+    kind = text[len(TYPE_PREFIX) : end] if end > 0 else ""
+    return kind if kind and "\\" not in kind else None
+
+
 def parse_text_event(text: str) -> JSONObject:
     """A text frame as ``{"type": str, "data": ...}``; anything else is a protocol error."""
     try:
@@ -382,20 +415,30 @@ class ComfyEvents:
 
         Raises ``ComfyUnreachable`` when the socket is closed or lost.
         """
+        return self._parse(await self.recv_frame())
+
+    async def recv_frame(self) -> str | bytes:
+        """The next frame as it came (text or binary), as :meth:`recv` but not parsed."""
         with map_errors(self._timeout):
             try:
-                frame = await self._socket().recv()
+                return await self._socket().recv()
             except ConnectionClosedOK:
                 raise ComfyUnreachable("The backend closed the websocket.") from None
-        return self._parse(frame)
 
     def __aiter__(self) -> AsyncIterator[ComfyEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[ComfyEvent]:
+        async for frame in self.frames():
+            yield self._parse(frame)
+
+    async def frames(self) -> AsyncIterator[str | bytes]:
+        """The frames as they came (text or binary), for a relay that passes them on unchanged;
+        :func:`parse_text_event` and :meth:`BinaryEvent.parse` read them. Ends and fails as
+        iterating over events does."""
         with map_errors(self._timeout):
             async for frame in self._socket():
-                yield self._parse(frame)
+                yield frame
 
     def _parse(self, frame: str | bytes) -> ComfyEvent:
         if isinstance(frame, bytes):
@@ -439,13 +482,11 @@ class ComfyClient:
         self.headers = dict(headers or {})
         self.max_json_bytes = max_json_bytes
         self.max_file_bytes = max_file_bytes
-        self._http = httpx.AsyncClient(
-            base_url=self.address.url,
-            headers=self.headers,
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._closed = False
+        #: The lean path for JSON calls (None for https, or with a test transport: httpx then).
+        self._fast = HTTP1Client.for_url(self.address.url, self.headers) if transport is None else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -456,16 +497,34 @@ class ComfyClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close pooled connections."""
-        await self._http.aclose()
+        """Close pooled connections; calls made after this raise ``RuntimeError``."""
+        self._closed = True
+        if self._fast is not None:
+            self._fast.close()
+        if self._http is not None:
+            await self._http.aclose()
 
     # ----- transport
 
+    def _httpx(self) -> httpx.AsyncClient:
+        """httpx, for the calls the lean path does not make (built when first needed: building it
+        costs milliseconds)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self.address.url, headers=self.headers, timeout=self.timeout,
+                                           transport=self._transport, trust_env=False)
+        return self._http
+
     async def _send(self, method: str, path: str, limit: int, **kwargs: Any) -> tuple[int, bytes]:
-        """One request under the whole-call deadline; returns status and capped body."""
-        with map_errors(self.timeout):
+        """One request under the whole-call deadline; returns status and capped body. Calls with
+        at most a JSON body (no query, form or files) take the lean path when there is one."""
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        with map_errors(self.timeout, limit):
             async with asyncio.timeout(self.timeout):
-                async with self._http.stream(method, path, **kwargs) as response:
+                if self._fast is not None and all(value is None for key, value in kwargs.items() if key != "json"):
+                    body = None if kwargs.get("json") is None else _encode_json(kwargs["json"])
+                    return await self._fast.request(method, path, body, content_type="application/json", limit=limit)
+                async with self._httpx().stream(method, path, **kwargs) as response:
                     return response.status_code, await _read_capped(response, limit)
 
     def _check_status(self, status: int, raw: bytes) -> None:

@@ -69,14 +69,25 @@ class Policy:
 
     @classmethod
     def of(cls, settings: BackendsSettings) -> Policy:
-        """From Settings.fds' Backends section (unknown names fall back to the defaults)."""
-        strategy = settings.SchedulingStrategy if settings.SchedulingStrategy in set(Strategy) else Strategy.SWARMUI
+        """From Settings.fds' Backends section (unknown names fall back to the defaults). The
+        scheduler asks on every pass; the settings are frozen, so the last answer is kept."""
+        global _last_policy
+        if _last_policy is not None and _last_policy[0] is settings:
+            return _last_policy[1]
+        strategy = settings.SchedulingStrategy if settings.SchedulingStrategy in _STRATEGIES else Strategy.SWARMUI
         order = settings.ModelLoadOrderPreference
-        return cls(strategy=Strategy(strategy),
-                   load_order=LoadOrder(order) if order in set(LoadOrder) else LoadOrder.LAST_USED,
-                   request_timeout=max(settings.PerRequestTimeoutMinutes, 0) * 60.0,
-                   stall_timeout=max(settings.MaxTimeoutMinutes, 0) * 60.0,
-                   restart_on_stall=settings.ForceRestartOnTimeout)
+        policy = cls(strategy=Strategy(strategy),
+                     load_order=LoadOrder(order) if order in _LOAD_ORDERS else LoadOrder.LAST_USED,
+                     request_timeout=max(settings.PerRequestTimeoutMinutes, 0) * 60.0,
+                     stall_timeout=max(settings.MaxTimeoutMinutes, 0) * 60.0,
+                     restart_on_stall=settings.ForceRestartOnTimeout)
+        _last_policy = (settings, policy)
+        return policy
+
+
+_STRATEGIES = frozenset(Strategy)
+_LOAD_ORDERS = frozenset(LoadOrder)
+_last_policy: tuple[BackendsSettings, Policy] | None = None
 
 
 @dataclass(eq=False)

@@ -37,7 +37,7 @@ from swarmkeeper.dispatch.requests import (
     Policy,
     Request,
 )
-from swarmkeeper.dispatch.select import refusal_lines, select, unavailable
+from swarmkeeper.dispatch.select import has_free_slot, refusal_lines, select
 
 log = logging.getLogger("swarmkeeper.dispatch")
 Clock = Callable[[], float]
@@ -101,7 +101,7 @@ class Scheduler:
         request.future = asyncio.get_running_loop().create_future()
         if not self._pending:
             self._last_served = request.created  # the stall guard counts from the first waiter
-        self._try(request, request.created, self.registry.all())
+        self._try(request, request.created, self.registry.all(), self.policy(), started=time.perf_counter())
         if not request.future.done():
             bisect.insort(self._pending, request, key=_order)
         return request.future
@@ -151,22 +151,28 @@ class Scheduler:
         every waiting request (failures, timeouts, the stall guard)."""
         now = self.clock()
         records = self.registry.all()
+        policy = self.policy()
         if full:
             self._last_full = now
-            self._expire(now, records)
+            self._expire(now, records, policy)
+        free: list[BackendRecord] | None = None  # a quick pass only looks at backends with a free slot
         for request in list(self._pending):
             if request.future is None or request.future.done():
                 self._pending.remove(request)
                 continue
-            if not full and not _free_slot(records):
-                break
-            self._try(request, now, records)
+            started = time.perf_counter()
+            if not full:
+                free = [record for record in (records if free is None else free) if has_free_slot(record)]
+                if not free:
+                    break
+            self._try(request, now, records, policy, free=free, started=started)
             if request.future.done():
                 self._pending.remove(request)
 
-    def _try(self, request: Request, now: float, records: list[BackendRecord]) -> None:
-        started = time.perf_counter()
-        decision = select(request, records, now, self.policy())
+    def _try(self, request: Request, now: float, records: list[BackendRecord], policy: Policy, *,
+             free: list[BackendRecord] | None = None, started: float) -> None:
+        """Decide one request; ``started`` is when deciding began (the stats count from there)."""
+        decision = select(request, records, now, policy, free)
         if isinstance(decision, Assign):
             self.registry.claim(decision.record)
             self._last_served = now
@@ -184,9 +190,8 @@ class Scheduler:
             request.future.exception()  # retrieved: an abandoned request logs no warning
             self.stats.fail(kind)
 
-    def _expire(self, now: float, records: list[BackendRecord]) -> None:
+    def _expire(self, now: float, records: list[BackendRecord], policy: Policy) -> None:
         """Per-request timeouts, then the stall guard."""
-        policy = self.policy()
         for request in self._pending:
             if policy.request_timeout > 0 and now - request.created >= policy.request_timeout:
                 lines = refusal_lines(request, records)
@@ -221,11 +226,6 @@ class Scheduler:
             self._wake.clear()
             full, self._full_wanted = self._full_wanted or self.next_deadline() <= 0, False
             self.pump(full=full)
-
-
-def _free_slot(records: list[BackendRecord]) -> bool:
-    """Some candidate backend has a free slot (else a quick pass can stop)."""
-    return any(record.type.t2i and unavailable(record) is None and not record.saturated for record in records)
 
 
 def no_backend_text(error: BaseException) -> str:

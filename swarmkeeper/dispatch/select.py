@@ -9,6 +9,7 @@ might serve once it is up.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from swarmkeeper.backends.record import BackendRecord
@@ -27,8 +28,37 @@ from swarmkeeper.dispatch.requests import (
     Strategy,
     Wait,
 )
+from swarmkeeper.types import BackendId
 
 _LOADING = (BackendStatus.WAITING, BackendStatus.LOADING)
+ALREADY_FAILED = Refusal("already failed this request")
+BUSY = Wait("every backend able to serve it is busy")
+STILL_LOADING = Wait("a backend that may serve it is still loading")
+HOLDER_BUSY = Wait("waiting briefly for the busy backend that holds the model")
+
+# Deciding runs on every release and every new request, so the common paths below only test
+# booleans; the reasons (formatted text) are built only for a request that fails.
+
+
+def usable(record: BackendRecord) -> bool:
+    """A candidate at all, whatever the request (``unavailable(record) is None``, without the reason)."""
+    return (record.enabled and record.status is BackendStatus.RUNNING and not record.shutdown_reserved
+            and record.reservations <= 0 and record.max_usages > 0)
+
+
+def has_free_slot(record: BackendRecord) -> bool:
+    """A text-to-image candidate that could take work now (a busy one, the most common under load, is
+    ruled out first)."""
+    return not record.saturated and record.type.t2i and usable(record)
+
+
+def may_come_back(record: BackendRecord) -> bool:
+    """An unusable backend that may become usable by itself (``unavailable(record).transient``)."""
+    if not record.enabled:
+        return False
+    if record.status is not BackendStatus.RUNNING:
+        return record.status in _LOADING
+    return record.shutdown_reserved or record.reservations > 0
 
 
 def unavailable(record: BackendRecord) -> Refusal | None:
@@ -47,12 +77,17 @@ def unavailable(record: BackendRecord) -> Refusal | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
+def not_pinned(pin: BackendId) -> Refusal:
+    return Refusal(f"not the requested backend #{pin}")
+
+
 def refused(request: Request, record: BackendRecord) -> Refusal | None:
     """Why this request may not go to this (available) backend, or None."""
     if request.pin is not None and request.pin not in (record.id, record.parent.id if record.parent else None):
-        return Refusal(f"not the requested backend #{request.pin}")
+        return not_pinned(request.pin)
     if record.id in request.avoid:
-        return Refusal("already failed this request")
+        return ALREADY_FAILED
     return request.check(record)
 
 
@@ -69,11 +104,27 @@ def failure(intro: str, refusals: Sequence[tuple[BackendRecord, Refusal]]) -> Fa
     return Fail(f"{intro}{REFUSED_INTRO}{lines}")
 
 
-def able(request: Request, records: Iterable[BackendRecord]) -> tuple[list[BackendRecord], Decision | None]:
-    """The backends that could serve the request now (busy or not), or the decision when none can."""
+def unserved(request: Request, records: Sequence[BackendRecord]) -> Decision:
+    """No backend with a free slot takes the request: it waits when some backend may take it later
+    (busy, or still loading), else it fails with every backend's reason."""
+    loading = False
+    for record in records:
+        if not record.type.t2i:
+            continue
+        if not usable(record):
+            loading = loading or may_come_back(record)
+            continue
+        refusal = refused(request, record)
+        if refusal is None:
+            return BUSY
+        loading = loading or refusal.transient
+    return STILL_LOADING if loading else explain(request, records)
+
+
+def explain(request: Request, records: Iterable[BackendRecord]) -> Fail:
+    """The failure of a request no backend can serve, with each backend's reason."""
     refusals: list[tuple[BackendRecord, Refusal]] = []
-    passing: list[BackendRecord] = []
-    candidates = waiting = 0
+    candidates = 0
     for record in records:
         if not record.type.t2i:
             continue
@@ -81,16 +132,9 @@ def able(request: Request, records: Iterable[BackendRecord]) -> tuple[list[Backe
         if refusal is None:
             candidates += 1
             refusal = refused(request, record)
-        if refusal is None:
-            passing.append(record)
-            continue
-        waiting += refusal.transient
-        refusals.append((record, refusal))
-    if passing:
-        return passing, None
-    if waiting:
-        return [], Wait("a backend that may serve it is still loading")
-    return [], failure(NO_MATCH if candidates else NO_BACKENDS, refusals)
+        if refusal is not None:
+            refusals.append((record, refusal))
+    return failure(NO_MATCH if candidates else NO_BACKENDS, refusals)
 
 
 def holds(record: BackendRecord, model: str) -> bool:
@@ -107,33 +151,41 @@ def pick_loader(available: Sequence[BackendRecord], order: LoadOrder) -> Backend
     return min(idle, key=lambda record: (record.last_used is not None, record.last_used or 0.0))
 
 
-def choose(request: Request, passing: Sequence[BackendRecord], now: float, policy: Policy) -> Decision:
-    """Among the backends able to serve it, the one that takes the request now (or wait)."""
-    available = [record for record in passing if not record.saturated]
-    if not available:
-        return Wait("every backend able to serve it is busy")
+def busy_holder(request: Request, records: Sequence[BackendRecord], model: str) -> bool:
+    """A backend able to serve the request, holding the model, has no free slot now."""
+    return any(record.type.t2i and record.saturated and holds(record, model) and usable(record)
+               and refused(request, record) is None for record in records)
+
+
+def choose(request: Request, available: Sequence[BackendRecord], records: Sequence[BackendRecord], now: float,
+           policy: Policy) -> Decision:
+    """Among the backends with a free slot that may serve it (in id order), the one that takes the
+    request now (or wait for a busy one that holds its model)."""
     model = request.model
     if policy.strategy is Strategy.LEAST_BUSY:
         best = min(available, key=lambda r: (r.usages, not (model and holds(r, model)), r.id))
         return Assign(best, loads_model=bool(model) and not holds(best, model or ""))
-    by_claims = sorted(available, key=lambda record: record.usages)  # stable: lower id first on ties
     if model is None:
-        return Assign(by_claims[0])
+        return Assign(min(available, key=lambda record: record.usages))  # the lower id first on ties
+    by_claims = sorted(available, key=lambda record: record.usages)  # stable: lower id first on ties
     loaded = [record for record in by_claims if holds(record, model)]
     if loaded:
         return Assign(loaded[0])
-    busy_holder = any(holds(record, model) for record in passing)
-    if busy_holder and len(available) > 1 and now - request.created < policy.model_spread_delay:
-        return Wait("waiting briefly for the busy backend that holds the model")
+    if len(available) > 1 and now - request.created < policy.model_spread_delay and \
+            busy_holder(request, records, model):
+        return HOLDER_BUSY
     return Assign(pick_loader(by_claims, policy.load_order), loads_model=True)
 
 
-def select(request: Request, records: Iterable[BackendRecord], now: float, policy: Policy) -> Decision:
-    """The whole decision for one request."""
-    passing, decided = able(request, records)
-    if decided is not None:
-        return decided
-    return choose(request, passing, now, policy)
+def select(request: Request, records: Sequence[BackendRecord], now: float, policy: Policy,
+           free: Sequence[BackendRecord] | None = None) -> Decision:
+    """The whole decision for one request (``records`` in id order; ``free``, when known, those of
+    them with a free slot)."""
+    candidates = records if free is None else free
+    available = [record for record in candidates if has_free_slot(record) and refused(request, record) is None]
+    if not available:
+        return unserved(request, records)
+    return choose(request, available, records, now, policy)
 
 
 def refusal_lines(request: Request, records: Iterable[BackendRecord]) -> list[str]:

@@ -11,7 +11,8 @@ Like ComfyUI it runs one prompt at a time from a FIFO queue (``front`` jumps it)
 prompt's events only to the socket whose ``clientId`` is the prompt's ``client_id``, broadcasts
 ``status``, caches node results between prompts (so an identical prompt comes back as
 ``execution_cached``), applies ``/free`` between prompts, and honours ``/interrupt`` at the next
-node boundary. Each prompt's executed nodes share ``job_seconds`` of sleep.
+node boundary. Each prompt's executed nodes share ``job_seconds`` of wall time (each sleeps until
+its share ends, so the fake's own work does not make a prompt longer than that).
 
 Faults (``FakeOptions`` / ``--fault``):
 
@@ -70,7 +71,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DATA = Path(__file__).parent / "data"
 JSONObject = dict[str, Any]
@@ -807,7 +808,8 @@ class Execution:
 
     async def send_progress(self) -> None:
         """``progress_state`` (the whole node map) to the prompt's client, or to all without one."""
-        data = {"prompt_id": self.job.prompt_id, "nodes": copy.deepcopy(self.progress)}
+        nodes = {node_id: dict(state) for node_id, state in self.progress.items()}  # a snapshot (states are flat)
+        data = {"prompt_id": self.job.prompt_id, "nodes": nodes}
         await self.engine.send(self.job.client_id, "progress_state", data)
 
     # ----- running
@@ -818,11 +820,14 @@ class Execution:
         await self.emit("execution_cached", self.stamped(nodes=list(self.results)), history=True)
         outputs = {n for n, node in self.job.graph.items() if node["class_type"] in self.engine.output_classes}
         order = execution_order(self.job.graph, self.job.outputs, self.cached, outputs)
-        seconds = self.engine.options.job_seconds / max(1, len([n for n in order if n not in self.cached]))
+        share = self.engine.options.job_seconds / max(1, len([n for n in order if n not in self.cached]))
+        deadline = asyncio.get_running_loop().time()
         for node_id in order:
             if node_id in self.cached:
                 await self.replay(node_id)
-            elif not await self.run_node(node_id, seconds):
+                continue
+            deadline += share
+            if not await self.run_node(node_id, deadline):
                 return
         await self.emit("execution_success", self.stamped(), history=True)
 
@@ -837,8 +842,9 @@ class Execution:
             self.ui[node_id] = result.ui
             await self.emit("executed", self.node_data(node_id, result.ui))
 
-    async def run_node(self, node_id: str, seconds: float) -> bool:
-        """Execute one node; False when the prompt ends here (interrupted or failed)."""
+    async def run_node(self, node_id: str, deadline: float) -> bool:
+        """Execute one node, until the loop time ``deadline``; False when the prompt ends here
+        (interrupted or failed)."""
         self.current = node_id
         self.node_state(node_id, 0.0, 1.0, "running")
         await self.send_progress()
@@ -849,7 +855,7 @@ class Execution:
         if self.engine.interrupted:
             await self.fail(node_id, "execution_interrupted", {})
             return False
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
         try:
             result = await self.evaluate(node_id)
         except NodeFailure as failure:
@@ -1191,8 +1197,9 @@ class GarbageMiddleware:
 # --- the server ------------------------------------------------------------------------------
 
 
-class FaultyH11Protocol(H11Protocol):
-    """uvicorn's HTTP protocol with the ``hang`` and ``close`` faults, below HTTP."""
+class FaultyHTTPProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools: a C parser, as aiohttp's) with the ``hang`` and ``close``
+    faults, below HTTP."""
 
     engine: FakeComfy
 
@@ -1206,9 +1213,9 @@ class FaultyH11Protocol(H11Protocol):
         super().data_received(data)
 
 
-def protocol_for(engine: FakeComfy) -> type[H11Protocol]:
+def protocol_for(engine: FakeComfy) -> type[HttpToolsProtocol]:
     """A protocol class bound to one fake (uvicorn builds protocols from a class)."""
-    return type("FakeComfyH11Protocol", (FaultyH11Protocol,), {"engine": engine})
+    return type("FakeComfyHTTPProtocol", (FaultyHTTPProtocol,), {"engine": engine})
 
 
 class FakeComfyUI:

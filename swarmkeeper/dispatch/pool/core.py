@@ -21,7 +21,7 @@ from typing import Any
 
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
-from swarmkeeper.clients.comfyui import BinaryEvent
+from swarmkeeper.clients.comfyui import BinaryEvent, parse_text_event
 from swarmkeeper.dispatch.needs import needs_of
 from swarmkeeper.dispatch.pool.files import FileMap
 from swarmkeeper.dispatch.pool.jobs import Job, JobState, Outcome
@@ -93,8 +93,8 @@ class Pool:
         extra = dict(body.get("extra_data") or {}) if isinstance(body.get("extra_data"), dict) else {}
         job = Job(prompt_id, -number if front else number, graph, extra, verdict.outputs, needs, client_id=client_id,
                   front=front, session=session, pin=pin, sink=sink)
+        job.task = self.runner.start(job, request, future)  # first, so it runs (and sends) before the status
         self._register(job)
-        job.task = self.runner.start(job, request, future)
         return 200, {"prompt_id": prompt_id, "number": job.number, "node_errors": verdict.node_errors}
 
     def _prompt_id(self, wanted: Any) -> str:
@@ -157,15 +157,21 @@ class Pool:
 
     # --- events from backends (LinkOwner) ---
 
-    def on_event(self, job: Job, kind: str, data: dict[str, Any]) -> None:
+    def on_event(self, job: Job, kind: str, data: dict[str, Any], text: str | None = None) -> None:
+        """An event of the job from its backend; ``text``, its frame as it came, is passed on
+        unless the pool changes the event."""
+        if kind in TERMINAL:
+            self.runner.release(job)
         if kind == "execution_start" and job.state in (JobState.SENDING, JobState.SUBMITTED):
             self.runner.started(job)
             self.relay.status(self.remaining)  # ComfyUI's status as it takes the prompt
         elif kind == "executing":
             job.last_executing = data if data.get("node") is not None else None
         elif kind == "executed" and isinstance(data.get("output"), dict) and job.backend_id is not None:
-            data = {**data, "output": self.files.rewrite(data["output"], job.backend_id)}
-        self.deliver(job, kind, data)
+            output = self.files.rewrite(data["output"], job.backend_id)
+            if output != data["output"]:
+                data, text = {**data, "output": output}, None
+        self.deliver(job, kind, data, text)
         if kind in TERMINAL:
             self.finish(job, JobState.DONE, TERMINAL[kind])
             job.settle(Outcome(TERMINAL[kind], started=True))
@@ -173,21 +179,29 @@ class Pool:
             self.relay.flush(job.client_id)
             self.runner.detach(job)
 
+    def on_progress(self, job: Job, text: str) -> None:
+        """A ``progress_state`` of the job, passed on as it came (read only for a sink)."""
+        self.deliver(job, "progress_state", None, text)
+
     def on_binary(self, job: Job, event: BinaryEvent, frame: bytes) -> None:
         if job.sink is not None:
             job.sink(job, frame)
         if job.client_id is not None:
             self.relay.send_binary(job.client_id, event, frame)
 
-    def deliver(self, job: Job, kind: str, data: dict[str, Any]) -> None:
+    def deliver(self, job: Job, kind: str, data: dict[str, Any] | None, text: str | None = None) -> None:
         """ComfyUI's routing: a prompt's events to its client only; ``execution_interrupted`` to
-        everyone; a prompt without client_id shows only its ``progress_state`` (to everyone)."""
+        everyone; a prompt without client_id shows only its ``progress_state`` (to everyone).
+        ``data`` may be left out (None) when ``text`` carries the event."""
         if job.sink is not None:
+            if data is None:
+                assert text is not None
+                data = parse_text_event(text)["data"]
             job.sink(job, {"type": kind, "data": data})
         if kind == "execution_interrupted" or (job.client_id is None and kind == "progress_state"):
-            self.relay.send(None, kind, data)
+            self.relay.send(None, kind, data, text)
         elif job.client_id is not None:
-            self.relay.send(job.client_id, kind, data)
+            self.relay.send(job.client_id, kind, data, text)
 
     async def on_lost(self, link: Link, reason: str, reconnected: bool) -> None:
         if reconnected:

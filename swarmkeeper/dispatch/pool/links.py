@@ -2,8 +2,9 @@
 
 Each prompt is sent with the link's own ``client_id``, so the backend sends its events here; the
 link hands each event to the job whose ``prompt_id`` it carries (binary preview frames without
-metadata go to the prompt the backend is running). ``status`` and ``feature_flags`` are the
-backend's own and stay here: the pool sends its clients its own.
+metadata go to the prompt the backend is running), with the frame as it came, so the pool can
+pass it on without encoding it again. ``status`` and ``feature_flags`` are the backend's own and
+stay here: the pool sends its clients its own.
 
 When the socket drops the link tries once to reconnect with the same id (ComfyUI then carries on
 sending events for the prompts it holds); if that fails the backend is lost.
@@ -17,7 +18,7 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType, ComfyEvents
+from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType, ComfyEvents, parse_text_event, peek_type
 from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.targets import Target
@@ -27,18 +28,18 @@ PREVIEW_FLAGS = {"supports_preview_metadata": True}
 #: Seconds a reconnect may take before the backend counts as lost.
 RECONNECT_TIMEOUT = 5.0
 IGNORED = frozenset({"status", "feature_flags", "crystools.monitor"})
+#: How ComfyUI writes ``progress_state``, the most frequent event: its prompt is read from here.
+PROGRESS_PREFIX = '{"type": "progress_state", "data": {"prompt_id": "'
 
 
 class LinkOwner(Protocol):
-    def on_event(self, job: Job, kind: str, data: dict[str, Any]) -> None: ...
+    def on_event(self, job: Job, kind: str, data: dict[str, Any], text: str | None = None) -> None: ...
+
+    def on_progress(self, job: Job, text: str) -> None: ...
 
     def on_binary(self, job: Job, event: BinaryEvent, frame: bytes) -> None: ...
 
     async def on_lost(self, link: Link, reason: str, reconnected: bool) -> None: ...
-
-
-def frame_of(event: BinaryEvent) -> bytes:
-    return int(event.event_type).to_bytes(4, "big") + event.payload
 
 
 class Link:
@@ -82,8 +83,8 @@ class Link:
         """Relay events until the socket ends; why it ended."""
         try:
             assert self.events is not None
-            async for event in self.events:
-                self._dispatch(event)
+            async for frame in self.events.frames():
+                self._dispatch(frame)
         except ComfyError as error:
             return error.message
         except Exception:  # a bug here must not leave prompts hanging: treat it as a lost link
@@ -105,14 +106,20 @@ class Link:
             self.closed = True
         await self.owner.on_lost(self, reason, reconnected)
 
-    def _dispatch(self, event: dict[str, Any] | BinaryEvent) -> None:
-        if isinstance(event, BinaryEvent):
-            prompt_id = event.metadata.get("prompt_id") if event.event_type == \
+    def _dispatch(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            binary = BinaryEvent.parse(frame)
+            prompt_id = binary.metadata.get("prompt_id") if binary.event_type == \
                 BinaryEventType.PREVIEW_IMAGE_WITH_METADATA else self.running
             job = self.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
             if job is not None:
-                self.owner.on_binary(job, event, frame_of(event))
+                self.owner.on_binary(job, binary, frame)
             return
+        if peek_type(frame) in IGNORED:  # the backend's own status, several per prompt: not even parsed
+            return
+        if frame.startswith(PROGRESS_PREFIX) and self._progress(frame):
+            return
+        event = parse_text_event(frame)
         kind = event.get("type")
         data = event.get("data")
         if kind in IGNORED or not isinstance(data, dict):
@@ -123,7 +130,20 @@ class Link:
             return
         if kind == "execution_start":
             self.running = prompt_id
-        self.owner.on_event(job, str(kind), data)
+        self.owner.on_event(job, str(kind), data, frame)
+
+    def _progress(self, frame: str) -> bool:
+        """A ``progress_state`` routed by the prompt id it starts with, without parsing the rest;
+        False when that id is not plainly there (then the frame is parsed)."""
+        start = len(PROGRESS_PREFIX)
+        end = frame.find('"', start)
+        prompt_id = frame[start:end]
+        if end < 0 or "\\" in prompt_id:
+            return False
+        job = self.jobs.get(prompt_id)
+        if job is not None:
+            self.owner.on_progress(job, frame)
+        return True
 
 
 class Links:

@@ -1,7 +1,8 @@
 """The pool's client websockets (``/ws?clientId=``) and what is sent on them.
 
 Each client socket has its own outgoing queue and writer, so a slow client never holds up the
-events of others. Messages are serialised as ComfyUI serialises them (``json.dumps``).
+events of others. Messages are serialised as ComfyUI serialises them (``json.dumps``); a
+backend's event is passed on as the text it came in (ComfyUI's own serialisation of it).
 
 Preview frames: the pool asks every backend for ComfyUI's preview metadata frames (type 4, which
 name their prompt). A client that did not ask for them gets type 1 frames, in the order ComfyUI
@@ -27,6 +28,8 @@ log = logging.getLogger("swarmkeeper.dispatch.pool")
 JSONObject = dict[str, Any]
 #: Messages a client may fall behind by before it is dropped (it can reconnect).
 MAX_BACKLOG = 10_000
+#: ``json.dumps`` of a ``status`` message, written out: three go to every client for every prompt.
+STATUS_TEXT = '{{"type": "status", "data": {{"status": {{"exec_info": {{"queue_remaining": {}}}}}}}}}'
 IMAGE_FORMATS = {"image/jpeg": 1, "image/png": 2}
 
 
@@ -95,9 +98,11 @@ class Relay:
         client = self.clients.get(sid)
         return [client] if client is not None else []
 
-    def send(self, sid: str | None, kind: str, data: Any) -> None:
-        """One JSON message to a client (every client when ``sid`` is None)."""
-        text = json.dumps({"type": kind, "data": data})
+    def send(self, sid: str | None, kind: str, data: Any, text: str | None = None) -> None:
+        """One JSON message to a client (every client when ``sid`` is None); ``text`` is the message
+        already serialised, when it is."""
+        if text is None:
+            text = json.dumps({"type": kind, "data": data})
         for client in self.targets(sid):
             client.text(text, kind)
 
@@ -110,7 +115,7 @@ class Relay:
             client.flush()
 
     def status(self, remaining: int) -> None:
-        self.send(None, "status", {"status": {"exec_info": {"queue_remaining": remaining}}})
+        self.send(None, "status", None, STATUS_TEXT.format(int(remaining)))
 
     # --- one connection ---
 

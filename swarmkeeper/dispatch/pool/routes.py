@@ -9,6 +9,7 @@ key (``Authorization: Bearer``) of a user allowed to generate (SwarmUI's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -109,6 +110,8 @@ async def prompt_post(pool: Pool, request: Request, pin: int | None) -> Response
     if bad is not None:
         return bad
     status, answer = pool.accept(body, pin=pin)
+    if status == 200:
+        await asyncio.sleep(0)  # the job's task sends the prompt to its backend first: the answer can wait
     return ComfyJSON(answer, status_code=status)
 
 

@@ -31,6 +31,8 @@ class JobRunner:
         self.pool = pool
         #: Backend records whose queued count a job holds (until it starts or ends).
         self._queued_on: dict[str, BackendRecord] = {}
+        #: The backend slot each job holds, until the backend says the job ended or the attempt ends.
+        self._slots: dict[str, BackendRecord] = {}
 
     def start(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> asyncio.Task[None]:
         return asyncio.create_task(self._run(job, request, future), name=f"pool-job-{job.prompt_id}")
@@ -67,6 +69,7 @@ class JobRunner:
         """One try on the granted backend: None when the job ended there, else why to retry."""
         record = grant.record
         self._claimed(job, record, grant.loads_model)
+        self._slots[job.prompt_id] = record
         link: Link | None = None
         try:
             target = self.pool.targets.of(record)
@@ -90,8 +93,7 @@ class JobRunner:
                 return None
             return refusal_text(error)
         finally:
-            self._unclaimed(job)
-            self.pool.scheduler.release(record)
+            self.release(job)
         return self._conclude(job, record, outcome)
 
     def _conclude(self, job: Job, record: BackendRecord, outcome: Outcome) -> str | None:
@@ -118,6 +120,15 @@ class JobRunner:
     def started(self, job: Job) -> None:
         job.state = JobState.RUNNING
         self._unclaimed(job)
+
+    def release(self, job: Job) -> None:
+        """Hand the job's backend slot back, once. The pool calls it as soon as the backend says the
+        job ended, before that event is relayed and the queue count broadcast, so the next waiting
+        job is sent there first."""
+        record = self._slots.pop(job.prompt_id, None)
+        if record is not None:
+            self._unclaimed(job)
+            self.pool.scheduler.release(record)
 
     def _unclaimed(self, job: Job) -> None:
         record = self._queued_on.pop(job.prompt_id, None)
