@@ -167,7 +167,9 @@ def merge_infos(infos: list[Mapping[str, Any]]) -> Mapping[str, Any]:
     if len(infos) == 1:
         return infos[0]
     merged: dict[str, Any] = {}
-    for info in infos:
+    for number, info in enumerate(infos):
+        if number and info == infos[0]:  # backends alike (the usual case): one comparison in C, no merging
+            continue
         for name, node in info.items():
             if name not in merged:
                 merged[name] = node
