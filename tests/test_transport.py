@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from swarmkeeper.api.transport import parse_body
+from swarmkeeper.exceptions import TransportError
 from tests.servers import APIClient, LoopbackServer, on_loopback, test_config
 
 
@@ -208,3 +210,21 @@ async def test_sessions_survive_a_restart(data_dir: Path) -> None:
         second.session_id = session_id
         assert await second.ok("ListBackends") == {}
         assert (await second.raw("ListBackends", {"session_id": "forged"})).status_code == 401
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b'{"n": 123456789012345678901234567890}', {"n": 123456789012345678901234567890}),  # past 64 bits
+    ('{"t": "é"}'.encode("utf-16"), {"t": "é"}),
+    (b'\xef\xbb\xbf{"a": 1}', {"a": 1}),  # a UTF-8 byte order mark
+    (b'{"s": "\\ud800"}', {"s": "\ud800"}),  # a lone surrogate escape
+    (b'{"a": 1, "a": 2}', {"a": 2}),
+    (b' {"x": [1.5, true, null]} ', {"x": [1.5, True, None]}),
+])
+def test_bodies_read_as_the_standard_library_reads_them(data: bytes, expected: dict) -> None:
+    assert parse_body(data) == expected
+
+
+@pytest.mark.parametrize("data", [b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": NaN}'])
+def test_non_standard_numbers_refused(data: bytes) -> None:
+    with pytest.raises(TransportError, match="not valid JSON"):
+        parse_body(data)

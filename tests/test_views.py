@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 from swarmkeeper.api.views import ListingCache, backend_json
+from swarmkeeper.backends.record import ChangeClock
 from swarmkeeper.backends.status import BackendStatus
 from tests.servers import APIClient, in_process, test_config
 
@@ -69,3 +72,43 @@ async def test_nonreal_filter(data_dir: Path) -> None:
         assert list(listing) == ["-1", "0"] and listing["-1"]["parent_id"] == 0
         await api.ok("DeleteBackend", backend_id=0)
         assert await api.ok("ListBackends", nonreal=True) == {}
+
+
+async def test_whole_listing_reused_until_a_record_or_the_membership_changes(data_dir: Path) -> None:
+    async with in_process(test_config(data_dir)) as api:
+        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        await api.wait_status(0, "disabled")
+        assert api.services is not None
+        registry = api.services.registry
+        cache = ListingCache()
+        first = cache.render(registry.all(), nonreal=False, full_data=False)
+        assert cache.render(registry.all(), nonreal=False, full_data=False) is first
+        assert cache.render(registry.all(), nonreal=False, full_data=True) is not first  # its own answer
+        record = registry.get(0)
+        assert record is not None
+        record.title = "renamed"
+        changed = cache.render(registry.all(), nonreal=False, full_data=False)
+        assert changed is not first and json.loads(changed)["0"]["title"] == "renamed"
+        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        assert list(json.loads(cache.render(registry.all(), nonreal=False, full_data=False))) == ["0", "1"]
+        await api.ok("DeleteBackend", backend_id=1)
+        assert list(json.loads(cache.render(registry.all(), nonreal=False, full_data=False))) == ["0"]
+
+
+async def test_whole_listing_renewed_when_a_time_since_used_figure_moves(data_dir: Path) -> None:
+    async with in_process(test_config(data_dir)) as api:
+        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+        await api.wait_status(0, "disabled")
+        assert api.services is not None
+        registry = api.services.registry
+        record = registry.get(0)
+        assert record is not None
+        cache = ListingCache()
+        record.last_used = time.monotonic() - 2.7
+        ticks = ChangeClock.ticks
+        before = json.loads(cache.render(registry.all(), nonreal=False, full_data=False))["0"]
+        await asyncio.sleep(0.4)  # past the next whole second since use, with no change to any record
+        after = json.loads(cache.render(registry.all(), nonreal=False, full_data=False))["0"]
+        assert ChangeClock.ticks == ticks
+        assert (before["seconds_since_used"], before["time_since_used"]) == (2, "2 seconds ago")
+        assert (after["seconds_since_used"], after["time_since_used"]) == (3, "3 seconds ago")

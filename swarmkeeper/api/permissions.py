@@ -6,6 +6,7 @@ routes.py), and a role's default flags follow from each flag's default level.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -166,8 +167,10 @@ ROLES: tuple[Role, ...] = (
 )
 
 
+@functools.cache
 def role_permissions(role: str, flags: tuple[PermissionFlag, ...] = ALL_FLAGS) -> frozenset[str]:
-    """The flag ids a built-in role holds by default; the owner also holds ``*``."""
+    """The flag ids a built-in role holds by default; the owner also holds ``*``. (Asked on every
+    call of an account-less server, so remembered: roles and flags are fixed for the process.)"""
     reach = ROLE_LEVELS.get(role)
     if reach is None:
         return frozenset()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -33,6 +34,7 @@ log = logging.getLogger("swarmkeeper.api")
 
 WEBSOCKET_TIMEOUT = 60.0
 INTERNAL_ERROR = TransportError("internal_error", "An internal error occurred")
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 class SwarmJSONResponse(JSONResponse):
@@ -70,16 +72,28 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_body(data: bytes | str) -> JSONObject:
-    """The request body as a JSON object, or a TransportError saying what is wrong with it."""
-    try:
-        body = json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        raise TransportError("internal_error", f"The request body is not valid JSON: {error}") from None
+    """The request body as a JSON object, or a TransportError saying what is wrong with it. orjson
+    reads what it can (strict UTF-8 JSON); the standard library reads the rest, says what is wrong,
+    and reads any long run of digits (orjson would turn an integer past 64 bits into a float)."""
+    if isinstance(data, str) or _LONG_DIGITS.search(data):
+        body = _parse_slowly(data)
+    else:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            body = _parse_slowly(data)
     if body is None:
         raise TransportError("basic_api", "null input")
     if not isinstance(body, dict):
         raise TransportError("internal_error", "The request body must be a JSON object.")
     return body
+
+
+def _parse_slowly(data: bytes | str) -> Any:
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        raise TransportError("internal_error", f"The request body is not valid JSON: {error}") from None
 
 
 async def read_http_body(request: Request, max_bytes: int) -> JSONObject:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
-from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.backends.record import BackendRecord, ChangeClock
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.timefmt import time_since
 from swarmkeeper.types import JSONObject, RawJSON
@@ -71,15 +73,33 @@ def _wall_time(monotonic: float | None) -> str | None:
 _NEVER_USED = b'"seconds_since_used":0,"time_since_used":"Never"'
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """A whole ListBackends answer, and what it is valid for."""
+
+    records: Sequence[BackendRecord]  # the registry's list it was made from (a new list after a change in membership)
+    ticks: int  # the ChangeClock when it was made
+    until: float  # the monotonic time a time-since-used figure in it changes
+    body: RawJSON
+
+
 class ListingCache:
-    """ListBackends, serialised, with each backend's entry rebuilt only when that backend changed
-    (``record.version``); only the time-since-used text is computed per request."""
+    """ListBackends, serialised. The whole answer is reused while no record changed (the
+    :class:`~swarmkeeper.backends.record.ChangeClock`), the registry's list is the same and no
+    time-since-used figure has moved on a second; otherwise it is put together again from each
+    backend's cached entry, rebuilt only when that backend changed (``record.version``)."""
 
     def __init__(self) -> None:
         self._fragments: dict[tuple[int, bool], tuple[int, int, bytes, bytes]] = {}
+        self._listings: dict[tuple[bool, bool], _Listing] = {}
 
-    def render(self, records: Iterable[BackendRecord], *, nonreal: bool, full_data: bool) -> RawJSON:
+    def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool) -> RawJSON:
         now = time.monotonic()
+        last = self._listings.get((nonreal, full_data))
+        if last is not None and last.records is records and last.ticks == ChangeClock.ticks and now < last.until:
+            return last.body
+        ticks = ChangeClock.ticks
+        until = math.inf
         parts: list[bytes] = []
         seen: set[tuple[int, bool]] = set()
         for record in records:
@@ -88,12 +108,18 @@ class ListingCache:
             key = (id(record), full_data)
             seen.add(key)
             head, tail = self._fragment(key, record, full_data)
-            middle = _NEVER_USED if record.last_used is None else orjson.dumps(_time_fields(record, now))[1:-1]
+            if record.last_used is None:
+                middle = _NEVER_USED
+            else:
+                middle = orjson.dumps(_time_fields(record, now))[1:-1]
+                until = min(until, record.last_used + int(now - record.last_used) + 1)
             parts.append(b'"%d":{%s,%s,%s}' % (record.id, head, middle, tail))
         for stale in self._fragments.keys() - seen:
             if stale[1] == full_data:
                 del self._fragments[stale]
-        return RawJSON(b"{" + b",".join(parts) + b"}")
+        body = RawJSON(b"{" + b",".join(parts) + b"}")
+        self._listings[(nonreal, full_data)] = _Listing(records, ticks, until, body)
+        return body
 
     def _fragment(self, key: tuple[int, bool], record: BackendRecord, full_data: bool) -> tuple[bytes, bytes]:
         cached = self._fragments.get(key)

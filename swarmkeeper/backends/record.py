@@ -27,6 +27,19 @@ def backend_logger(backend_id: BackendId) -> logging.Logger:
     return logging.getLogger(f"swarmkeeper.backend.{backend_id}")
 
 
+class ChangeClock:
+    """Ticks on every change to any record in the process; each change's tick becomes that record's
+    ``version``. A view over all records is current while the clock has not moved: one comparison,
+    not one per record."""
+
+    ticks: int = 0
+
+    @classmethod
+    def tick(cls) -> int:
+        cls.ticks += 1
+        return cls.ticks
+
+
 @dataclass(eq=False)
 class BackendRecord:
     """What the registry knows of one backend. Implements :class:`BackendHost` for its backend."""
@@ -67,8 +80,8 @@ class BackendRecord:
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
     init_generation: int = field(default=0, init=False)
 
-    #: Counts every change to this entry or its backend (any attribute assignment), so views of
-    #: it can be cached and rebuilt only when it changed.
+    #: The :class:`ChangeClock` tick of the last change to this entry or its backend (any attribute
+    #: assignment), so views of it can be cached and rebuilt only when it changed.
     version: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -77,11 +90,11 @@ class BackendRecord:
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
         if name != "version":
-            object.__setattr__(self, "version", getattr(self, "version", 0) + 1)
+            object.__setattr__(self, "version", ChangeClock.tick())
 
     def changed(self) -> None:
         """Note a change the record cannot see (its backend's own state)."""
-        self.version += 1
+        self.version = ChangeClock.tick()
 
     # --- BackendHost ---
 

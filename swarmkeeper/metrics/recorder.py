@@ -100,6 +100,8 @@ class Metrics:
         self._requests = Counter(
             "swarmkeeper_api_requests", "POST /API/<Route> calls answered, by route and HTTP status code.",
             ["route", "code"], registry=self.registry)
+        #: Each (route, code)'s two series, found once (routes and codes are few; calls are many).
+        self._api_series: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
 
     def _declare_dispatch_metrics(self) -> None:
         self._dispatch_wait = Histogram(
@@ -165,8 +167,12 @@ class Metrics:
         self._dispatch_outcomes.labels(outcome).inc()
 
     def api_call(self, route: str, code: int, seconds: float) -> None:
-        self._latency.labels(route).observe(seconds)
-        self._requests.labels(route, str(code)).inc()
+        series = self._api_series.get((route, code))
+        if series is None:
+            series = self._api_series[(route, code)] = (self._latency.labels(route),
+                                                         self._requests.labels(route, str(code)))
+        series[0].observe(seconds)
+        series[1].inc()
 
     # --- exposition ---
 
