@@ -79,26 +79,25 @@ def start_real_comfyui(name: str, port: int) -> RealComfyUI:
     return RealComfyUI(f"http://127.0.0.1:{port}", port, pid, name, run_dir)
 
 
-@pytest.fixture(scope="session")
-def real_comfyui() -> Iterator[RealComfyUI]:
-    """A real ComfyUI 0.3.75 on a free loopback port, CPU only, for the whole test session."""
+def session_comfyui() -> Iterator[RealComfyUI]:
     port = free_port()
     comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
     try:
         yield comfy
     finally:
         peer("stop", "--name", comfy.name, "--clean", timeout=60)
+
+
+@pytest.fixture(scope="session")
+def real_comfyui() -> Iterator[RealComfyUI]:
+    """A real ComfyUI 0.3.75 on a free loopback port, CPU only, for the whole test session."""
+    yield from session_comfyui()
 
 
 @pytest.fixture(scope="session")
 def real_comfyui_2() -> Iterator[RealComfyUI]:
     """A second real ComfyUI for the session (the pool's tests need two), like ``real_comfyui``."""
-    port = free_port()
-    comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
-    try:
-        yield comfy
-    finally:
-        peer("stop", "--name", comfy.name, "--clean", timeout=60)
+    yield from session_comfyui()
 
 
 # --- graphs and event helpers shared by the ComfyUI test modules -----------------------------
