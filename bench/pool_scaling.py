@@ -7,7 +7,8 @@ last one is done.
 Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03) and the
 scheduler's own time per dispatch (from /metrics). The fakes run in one child process, swarmkeeper
 in another, the clients here; the clients connect first, and the makespan runs from the first
-prompt sent to the last one done.
+prompt sent to the last one done. Then, for scale, the same prompts go straight to the same fakes
+(no pool), the clients shared out among them: what the fakes and clients cost on this machine.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ async def drive(comfy_url: str, prompts: int, clients: int) -> tuple[float, list
     return max(done) - started, latencies
 
 
+async def drive_direct(urls: list[str], prompts: int, clients: int) -> float:
+    """The same prompts sent straight to the fakes, the clients shared out evenly among them (no pool:
+    what the fakes and the clients cost on this machine by themselves)."""
+    share = [prompts // clients + (1 if n < prompts % clients else 0) for n in range(clients)]
+    connected = await asyncio.gather(*(connect(urls[n % len(urls)]) for n in range(clients)))
+    started = time.perf_counter()
+    done = await asyncio.gather(*(client(comfy, events, count, [])
+                                  for (comfy, events), count in zip(connected, share, strict=True)))
+    return max(done) - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", type=int, default=16)
@@ -96,6 +108,8 @@ def main() -> None:
             makespan, _ = run(drive(server.comfy_url, args.prompts, args.clients))
             total = run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
             count = run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
+            server.stop()
+            direct = run(drive_direct(urls, args.prompts, args.clients))
         finally:
             server.stop()
             fakes.terminate()
@@ -104,6 +118,9 @@ def main() -> None:
     print(f"{args.prompts} prompts, {args.clients} clients, {args.backends} backends of {args.job_seconds * 1000:g} ms")
     print(f"makespan {makespan:.3f} s, ideal {ideal:.3f} s")
     print(f"makespan / ideal: {makespan / ideal:.3f} (goal: at most 1.03)")
+    print(f"for scale, the same prompts straight to the fakes ({args.clients / args.backends:g} clients each, so a "
+          f"prompt waits in each fake's own queue): makespan {direct:.3f} s, / ideal {direct / ideal:.3f}; "
+          f"pool / direct {makespan / direct:.3f}")
     print(f"scheduler time per dispatch: {total / count * 1e6:.1f} µs over {count:.0f} dispatches")
 
 
