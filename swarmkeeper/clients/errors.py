@@ -16,9 +16,21 @@ becomes a backend's status reason in the UI.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 REFUSED_MESSAGE = "Connection refused - is the backend running, or is the address correct?"
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes, outermost first (what a library error wraps: the OS error names the
+    reason a person can act on)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 class ComfyError(Exception):

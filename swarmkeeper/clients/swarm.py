@@ -17,13 +17,13 @@ import asyncio
 import errno
 import json
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from swarmkeeper.clients.errors import REFUSED_MESSAGE
+from swarmkeeper.clients.errors import REFUSED_MESSAGE, causes
 
 MIB = 1024 * 1024
 #: Largest answer read (a ListBackends of thousands of backends is a few MiB).
@@ -113,17 +113,8 @@ class Answer:
     content: bytes
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _unreachable(base_url: str, error: BaseException) -> SwarmUnreachable:
-    for cause in _causes(error):
+    for cause in causes(error):
         if isinstance(cause, ConnectionRefusedError):
             return SwarmUnreachable(REFUSED_MESSAGE)
         if isinstance(cause, socket.gaierror):

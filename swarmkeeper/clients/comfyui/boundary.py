@@ -18,25 +18,16 @@ from swarmkeeper.clients.errors import (
     ComfyRequestError,
     ComfyTimeout,
     ComfyUnreachable,
+    causes,
 )
 from swarmkeeper.clients.http1 import BadHTTP, TooLarge
 
 MIB = 1024 * 1024
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and its causes, outermost first."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _unreachable(exc: BaseException) -> ComfyUnreachable:
     """Name the reason a connection could not be made or was lost."""
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, ConnectionRefusedError):
             return ComfyUnreachable(REFUSED_MESSAGE)
         if isinstance(cause, socket.gaierror):
