@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from swarmkeeper.api.views import ListingCache, backend_json
-from swarmkeeper.backends.record import ChangeClock
+from swarmkeeper.backends.record import BackendRecord, ChangeClock
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.types import RawJSON
 from tests.servers import APIClient, in_process, test_config
 
 
@@ -17,6 +18,20 @@ def rendered(cache: ListingCache, api: APIClient, **options: bool) -> dict:
     assert api.services is not None
     return json.loads(cache.render(api.services.registry.all(), nonreal=options.get("nonreal", True),
                                    full_data=options.get("full_data", False)))
+
+
+async def one_disabled_dummy(api: APIClient) -> BackendRecord:
+    await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
+    await api.wait_status(0, "disabled")
+    assert api.services is not None
+    record = api.services.registry.get(0)
+    assert record is not None
+    return record
+
+
+def answer(cache: ListingCache, api: APIClient, *, full_data: bool = False) -> RawJSON:
+    assert api.services is not None
+    return cache.render(api.services.registry.all(), nonreal=False, full_data=full_data)
 
 
 async def test_listing_equals_backend_json_key_for_key(data_dir: Path) -> None:
@@ -39,11 +54,8 @@ async def test_listing_equals_backend_json_key_for_key(data_dir: Path) -> None:
 
 async def test_cache_notices_every_kind_of_change(data_dir: Path) -> None:
     async with in_process(test_config(data_dir)) as api:
-        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
-        await api.wait_status(0, "disabled")
+        record = await one_disabled_dummy(api)
         assert api.services is not None
-        record = api.services.registry.get(0)
-        assert record is not None
         cache = ListingCache()
         rendered(cache, api)
         record.set_status(BackendStatus.ERRORED, "boom")
@@ -76,39 +88,29 @@ async def test_nonreal_filter(data_dir: Path) -> None:
 
 async def test_whole_listing_reused_until_a_record_or_the_membership_changes(data_dir: Path) -> None:
     async with in_process(test_config(data_dir)) as api:
-        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
-        await api.wait_status(0, "disabled")
-        assert api.services is not None
-        registry = api.services.registry
+        record = await one_disabled_dummy(api)
         cache = ListingCache()
-        first = cache.render(registry.all(), nonreal=False, full_data=False)
-        assert cache.render(registry.all(), nonreal=False, full_data=False) is first
-        assert cache.render(registry.all(), nonreal=False, full_data=True) is not first  # its own answer
-        record = registry.get(0)
-        assert record is not None
+        first = answer(cache, api)
+        assert answer(cache, api) is first
+        assert answer(cache, api, full_data=True) is not first  # its own answer
         record.title = "renamed"
-        changed = cache.render(registry.all(), nonreal=False, full_data=False)
+        changed = answer(cache, api)
         assert changed is not first and json.loads(changed)["0"]["title"] == "renamed"
         await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
-        assert list(json.loads(cache.render(registry.all(), nonreal=False, full_data=False))) == ["0", "1"]
+        assert list(json.loads(answer(cache, api))) == ["0", "1"]
         await api.ok("DeleteBackend", backend_id=1)
-        assert list(json.loads(cache.render(registry.all(), nonreal=False, full_data=False))) == ["0"]
+        assert list(json.loads(answer(cache, api))) == ["0"]
 
 
 async def test_whole_listing_renewed_when_a_time_since_used_figure_moves(data_dir: Path) -> None:
     async with in_process(test_config(data_dir)) as api:
-        await api.ok("AddNewBackend", type_id="swarmkeeper_dummy")
-        await api.wait_status(0, "disabled")
-        assert api.services is not None
-        registry = api.services.registry
-        record = registry.get(0)
-        assert record is not None
+        record = await one_disabled_dummy(api)
         cache = ListingCache()
         record.last_used = time.monotonic() - 2.7
         ticks = ChangeClock.ticks
-        before = json.loads(cache.render(registry.all(), nonreal=False, full_data=False))["0"]
+        before = json.loads(answer(cache, api))["0"]
         await asyncio.sleep(0.4)  # past the next whole second since use, with no change to any record
-        after = json.loads(cache.render(registry.all(), nonreal=False, full_data=False))["0"]
+        after = json.loads(answer(cache, api))["0"]
         assert ChangeClock.ticks == ticks
         assert (before["seconds_since_used"], before["time_since_used"]) == (2, "2 seconds ago")
         assert (after["seconds_since_used"], after["time_since_used"]) == (3, "3 seconds ago")
