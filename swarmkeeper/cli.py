@@ -10,6 +10,7 @@ from pathlib import Path
 
 from swarmkeeper import __version__, dotnet
 from swarmkeeper.cli_client import backends_parser, status_parser
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 
 
 def _bool_flag(text: str) -> bool:
@@ -91,7 +92,8 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30))
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30,
+                                           timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

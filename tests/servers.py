@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from swarmkeeper.app import create_app
 from swarmkeeper.config import ServerConfig
 from swarmkeeper.features import Feature
-from swarmkeeper.net import free_port
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS, free_port
 from swarmkeeper.services import Services
 
 DUMMY_TYPES = ("swarmkeeper.testing.dummy_backend",)
@@ -117,7 +117,7 @@ async def on_loopback(config: ServerConfig, features: list[Feature] | None = Non
     port = free_port()
     app = create_app(config, features=features)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on"))
+                                           lifespan="on", timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     app.state.exiting = lambda: server.should_exit  # as cli.py sets it: open push streams end at exit
     task = asyncio.create_task(server.serve())
     while not server.started:

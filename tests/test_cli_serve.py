@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from swarmkeeper.cli import build_parser
+from swarmkeeper.net import free_port
 from tests.servers import APIClient, ServerProcess
 
 
@@ -65,3 +68,36 @@ def test_log_lines_have_swarmui_shape(locked_server: ServerProcess) -> None:
     shape = re.compile(r"^\d\d:\d\d:\d\d\.\d\d\d \[(Verbose|Debug|Info|Init|Warning|Error)\] ")
     assert all(shape.match(line) for line in lines), [line for line in lines if not shape.match(line)]
     assert any("[Info] swarmkeeper is ready" in line for line in lines)
+
+
+def _ask(connection: socket.socket, request: bytes) -> int:
+    """Send one HTTP/1.1 request on a kept-alive connection; the answer's status (its body read)."""
+    connection.sendall(request)
+    reader = connection.makefile("rb")
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    reader.read(length)
+    return status
+
+
+def test_idle_connections_outlast_a_clients_own_idle_expiry(data_dir: Path) -> None:
+    """uvicorn's default (5 s) equals httpx's idle expiry, so a client could reuse a connection just as
+    the server closed it; the API and the pool keep idle connections open for longer."""
+    comfy_port = free_port()
+    server = ServerProcess(data_dir, "--comfy_port", str(comfy_port)).start()
+    try:
+        api = socket.create_connection(("127.0.0.1", server.port))
+        pool = socket.create_connection(("127.0.0.1", comfy_port))
+        with api, pool:
+            session = (b"POST /API/GetNewSession HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 2\r\n\r\n{}")
+            features = b"GET /features HTTP/1.1\r\nHost: x\r\n\r\n"
+            assert (_ask(api, session), _ask(pool, features)) == (200, 200)
+            time.sleep(6.5)  # past uvicorn's and httpx's 5 s
+            assert (_ask(api, session), _ask(pool, features)) == (200, 200)
+    finally:
+        server.stop()

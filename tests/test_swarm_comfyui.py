@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from swarmkeeper.net import free_port
+from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS, free_port
 from tests.comfy_peer import RealComfyUI
 from tests.servers import ServerProcess
 from tests.swarm_support import add_backend, add_swarm, api_at, children, listing, wait_children, wait_parent
@@ -56,7 +56,7 @@ async def recording_proxy(target: str) -> AsyncIterator[RecordingProxy]:
     app = Starlette(routes=[Route("/{path:path}", proxy.forward, methods=["GET", "POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="off"))
+                                           lifespan="off", timeout_keep_alive=COMFY_KEEP_ALIVE_SECONDS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from swarmkeeper.net import free_port
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS, free_port
 
 JSONObject = dict[str, Any]
 INVALID_SESSION = {"error": "Invalid session ID. You may need to refresh the page.", "error_id": "invalid_session_id"}
@@ -187,7 +187,8 @@ async def run_swarm_double(double: SwarmDouble | None = None) -> AsyncIterator[S
     double = double or SwarmDouble()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(double.app(), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="off", timeout_graceful_shutdown=1))
+                                           access_log=False, lifespan="off", timeout_graceful_shutdown=1,
+                                           timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

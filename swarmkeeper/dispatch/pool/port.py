@@ -19,6 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from swarmkeeper.dispatch.targets import DIRECT_PATH
+from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
 
@@ -73,7 +74,8 @@ class PoolPort:
             log.warning("The ComfyUI pool cannot listen on %s:%s (%s); it is still served under %s/ on the main "
                         "port", self.host, self.port, error.strerror or error, DIRECT_PATH)
             return False
-        config = uvicorn.Config(self, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2)
+        config = uvicorn.Config(self, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2,
+                                timeout_keep_alive=COMFY_KEEP_ALIVE_SECONDS)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="comfy-pool-port")
         log.info("ComfyUI pool listening on http://%s:%s (point any ComfyUI client here)", self.host, self.port)

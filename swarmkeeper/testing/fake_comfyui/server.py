@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
 from swarmkeeper.testing.fake_comfyui.engine import Call, FakeComfy
 from swarmkeeper.testing.fake_comfyui.faults import protocol_for
 from swarmkeeper.testing.fake_comfyui.options import FakeOptions, Fault
@@ -34,6 +35,7 @@ class FakeComfyUI:
             lifespan="off",
             log_level="warning",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=COMFY_KEEP_ALIVE_SECONDS,
         )
         self.server = uvicorn.Server(config)
         self.tasks: list[asyncio.Task[None]] = []
