@@ -20,6 +20,7 @@ from swarmkeeper.testing.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph, ws_image_graph
 from tests.pool_support import (
     events_until_done,
+    is_done_marker,
     kind_of,
     pool_server,
     prompt_of,
@@ -226,6 +227,23 @@ async def test_a_backend_dying_mid_prompt_fails_that_prompt_and_reruns_the_ones_
         history = (await comfy.history(failed[0]))[failed[0]]
         assert history["status"]["status_str"] == "error"
         await pool.api.wait_status(pool.backend_ids[0], "errored", timeout=10)
+
+
+async def test_a_dropped_event_socket_reconnects_and_every_prompt_ends_once(data_dir: Path) -> None:
+    async with run_fake_comfyui(job_seconds=0.3) as fake, pool_server(data_dir, [fake.url], over_queue=1) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "drop") as events:
+        ids = [(await comfy.queue_prompt(invert_graph(0x600000 + n), "drop"))["prompt_id"] for n in range(3)]
+        async with asyncio.timeout(10):
+            while kind_of(await events.recv()) != "execution_start":
+                pass
+        (link_sid, link), = [(sid, c) for sid, c in fake.engine.clients.items() if sid.startswith("swarmkeeper-")]
+        await link.socket.close()  # the backend drops the pool's event socket mid-prompt
+        seen = await events_until_done(events, set(ids))
+        assert terminal_events(seen) == {p: ["execution_success"] for p in ids}
+        assert sorted(prompt_of(e) for e in seen if is_done_marker(e)) == sorted(ids)  # each done marker once
+        assert fake.engine.clients[link_sid] is not link  # the same client id, a new socket
+        listing = await pool.api.ok("ListBackends")
+        assert listing[str(pool.backend_ids[0])]["status"] == "running"
 
 
 async def test_queue_interrupt_and_counts_while_busy(data_dir: Path) -> None:

@@ -27,6 +27,7 @@ from swarmkeeper.clients.comfyui.events import (
     parse_text_event,
     peek_type,
 )
+from swarmkeeper.clients.comfyui.feed import EventFeed, FrameCallback
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -40,6 +41,8 @@ __all__ = [
     "ComfyClient",
     "ComfyEvent",
     "ComfyEvents",
+    "EventFeed",
+    "FrameCallback",
     "JSONObject",
     "map_errors",
     "parse_text_event",

@@ -16,6 +16,7 @@ from swarmkeeper.clients.comfyui.address import Address
 from swarmkeeper.clients.comfyui.bodies import decode_json, encode_json, error_message, expect, read_capped
 from swarmkeeper.clients.comfyui.boundary import MIB, map_errors
 from swarmkeeper.clients.comfyui.events import ComfyEvents, JSONObject
+from swarmkeeper.clients.comfyui.feed import EventFeed, FrameCallback
 from swarmkeeper.clients.errors import ComfyProtocolError, ComfyRequestError
 from swarmkeeper.clients.http1 import HTTP1Client
 
@@ -246,12 +247,25 @@ class ComfyClient:
         With ``feature_flags`` (e.g. ``{"supports_preview_metadata": True}``), they are sent as
         the first message, and ComfyUI answers with its own ``feature_flags`` event.
         """
-        url = f"{self.address.ws_url}/ws?clientId={urllib.parse.quote(client_id)}"
         return ComfyEvents(
-            url,
+            self._events_url(client_id),
             client_id,
             headers=self.headers,
             timeout=self.timeout,
             max_size=self.max_file_bytes,
             feature_flags=feature_flags,
         )
+
+    async def open_feed(
+        self, client_id: str, on_frame: FrameCallback, *, feature_flags: Mapping[str, Any] | None = None
+    ) -> EventFeed:
+        """The same websocket for a relay: each frame goes to ``on_frame`` as it arrives (see
+        :mod:`~swarmkeeper.clients.comfyui.feed`); ``feature_flags`` as for :meth:`connect_events`."""
+        feed = EventFeed(self._events_url(client_id), self.headers, self.max_file_bytes, on_frame)
+        await feed.open(self.timeout)
+        if feature_flags is not None:
+            feed.send_json({"type": "feature_flags", "data": dict(feature_flags)})
+        return feed
+
+    def _events_url(self, client_id: str) -> str:
+        return f"{self.address.ws_url}/ws?clientId={urllib.parse.quote(client_id)}"

@@ -18,7 +18,7 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType, ComfyEvents, parse_text_event, peek_type
+from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType, EventFeed, parse_text_event, peek_type
 from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.targets import Target
@@ -50,61 +50,61 @@ class Link:
         self.jobs: dict[str, Job] = {}
         #: The prompt the backend runs now (from execution_start), for frames that name none.
         self.running: str | None = None
-        self.events: ComfyEvents | None = None
+        self.feed: EventFeed | None = None
         self.closed = False
-        self._reader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> str:
         return self.target.key
 
     async def open(self) -> None:
-        self.events = await self.target.client().connect_events(self.client_id, feature_flags=PREVIEW_FLAGS)
-        self._reader = asyncio.create_task(self._read(), name=f"pool-link-{self.key}")
+        self.feed = await self._connect()
+        self._watcher = asyncio.create_task(self._watch(), name=f"pool-link-{self.key}")
+
+    async def _connect(self) -> EventFeed:
+        return await self.target.client().open_feed(self.client_id, self._on_frame, feature_flags=PREVIEW_FLAGS)
 
     async def close(self) -> None:
         self.closed = True
-        reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        if self.events is not None:
-            await self.events.aclose()
+                await watcher
+        if self.feed is not None:
+            await self.feed.aclose()
 
-    async def _read(self) -> None:
-        """Relay events until the link is closed or the backend is lost."""
-        while not self.closed:
-            reason = await self._drain()
+    async def _watch(self) -> None:
+        """Frames are relayed as they arrive (:meth:`_on_frame`); this waits for the socket to end,
+        and reconnects or gives the backend up, until the link is closed."""
+        while not self.closed and self.feed is not None:
+            reason = await self.feed.ended
             if not self.closed:
                 await self._recover(reason)
 
-    async def _drain(self) -> str:
-        """Relay events until the socket ends; why it ended."""
-        try:
-            assert self.events is not None
-            async for frame in self.events.frames():
-                self._dispatch(frame)
-        except ComfyError as error:
-            return error.message
-        except Exception:  # a bug here must not leave prompts hanging: treat it as a lost link
-            log.exception("Event relay from backend %s failed", self.key)
-            return "The pool's event relay failed."
-        return "The backend closed its event connection."
-
     async def _recover(self, reason: str) -> None:
-        if self.events is not None:
-            await self.events.aclose()
+        if self.feed is not None:
+            await self.feed.aclose()
         reconnected = False
         with contextlib.suppress(ComfyError, TimeoutError, OSError):
             async with asyncio.timeout(RECONNECT_TIMEOUT):
-                self.events = await self.target.client().connect_events(self.client_id, feature_flags=PREVIEW_FLAGS)
+                self.feed = await self._connect()
                 reconnected = True
         if reconnected:
             log.warning("Event connection to backend #%s dropped (%s); reconnected", self.target.record.id, reason)
         else:
             self.closed = True
         await self.owner.on_lost(self, reason, reconnected)
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            self._dispatch(frame)
+        except ComfyError:  # a frame that is not ComfyUI's: the feed ends with its reason
+            raise
+        except Exception:  # a bug here must not leave prompts hanging: the feed ends, the link is lost
+            log.exception("Event relay from backend %s failed", self.key)
+            raise
 
     def _dispatch(self, frame: str | bytes) -> None:
         if isinstance(frame, bytes):

@@ -144,11 +144,14 @@ class JobRunner:
             link.jobs.pop(job.prompt_id, None)
 
     async def catch_up(self, link: Link) -> None:
-        """After a reconnect: prompts that ended while the socket was down end here too."""
+        """After a reconnect: prompts that ended while the socket was down end here too (the new
+        socket's events are relayed meanwhile: a prompt they ended is left alone)."""
         for job in list(link.jobs.values()):
             try:
                 history = await link.target.client().history(job.prompt_id)
             except ComfyError:
+                continue
+            if link.jobs.get(job.prompt_id) is not job or not job.live:
                 continue
             entry = history.get(job.prompt_id)
             status = entry.get("status") if isinstance(entry, dict) else None
