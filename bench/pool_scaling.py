@@ -4,7 +4,8 @@ last one is done.
 
     .venv/bin/python bench/pool_scaling.py [--backends 16] [--prompts 800] [--clients 32] [--job_seconds 0.1]
 
-Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03) and the
+Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03), how long a
+backend stood idle between two prompts (from the fakes' history), swarmkeeper's CPU time and the
 scheduler's own time per dispatch (from /metrics). The fakes run in one child process, swarmkeeper
 in another, the clients here; the clients connect first, and the makespan runs from the first
 prompt sent to the last one done. Then, for scale, the same prompts go straight to the same fakes
@@ -15,13 +16,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,6 +98,27 @@ async def drive_direct(urls: list[str], prompts: int, clients: int) -> float:
     return max(done) - started
 
 
+async def idle_between_prompts(urls: list[str]) -> list[float]:
+    """Milliseconds each backend stood idle between two prompts (one's execution_success to the
+    next one's execution_start, from the fakes' history); the history is cleared after."""
+    gaps: list[float] = []
+    for url in urls:
+        async with ComfyClient(url) as comfy:
+            runs = []
+            for entry in (await comfy.history()).values():
+                stamps = {kind: data["timestamp"] for kind, data in entry["status"]["messages"]}
+                runs.append((stamps["execution_start"], stamps["execution_success"]))
+            await comfy.clear_history()
+        runs.sort()
+        gaps += [after[0] - before[1] for before, after in itertools.pairwise(runs)]
+    return gaps
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    times = psutil.Process(process.pid).cpu_times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", type=int, default=16)
@@ -105,11 +131,15 @@ def main() -> None:
         server = start_server(Path(folder) / "Data")
         try:
             run(add_backends(server, urls, over_queue=0))
+            before, fakes_before = cpu_seconds(server.process), cpu_seconds(fakes)
             makespan, _ = run(drive(server.comfy_url, args.prompts, args.clients))
+            busy, fakes_busy = cpu_seconds(server.process) - before, cpu_seconds(fakes) - fakes_before
+            pool_gaps = run(idle_between_prompts(urls))
             total = run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
             count = run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
             server.stop()
             direct = run(drive_direct(urls, args.prompts, args.clients))
+            direct_gaps = run(idle_between_prompts(urls))
         finally:
             server.stop()
             fakes.terminate()
@@ -121,6 +151,12 @@ def main() -> None:
     print(f"for scale, the same prompts straight to the fakes ({args.clients / args.backends:g} clients each, so a "
           f"prompt waits in each fake's own queue): makespan {direct:.3f} s, / ideal {direct / ideal:.3f}; "
           f"pool / direct {makespan / direct:.3f}")
+    print(f"a backend idle between two prompts (ms, from the fakes' history): through the pool median "
+          f"{statistics.median(pool_gaps):.1f}, mean {statistics.mean(pool_gaps):.2f}; direct median "
+          f"{statistics.median(direct_gaps):.1f}, mean {statistics.mean(direct_gaps):.2f}")
+    print(f"swarmkeeper's CPU: {busy:.2f} s over the makespan ({busy / makespan:.0%} of one core), "
+          f"{busy / args.prompts * 1000:.2f} ms per prompt; the fakes' process: {fakes_busy / makespan:.0%} of one "
+          "core")
     print(f"scheduler time per dispatch: {total / count * 1e6:.1f} µs over {count:.0f} dispatches")
 
 
