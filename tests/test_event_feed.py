@@ -118,6 +118,25 @@ async def test_a_connection_cut_without_a_close_is_lost() -> None:
         assert await asyncio.wait_for(feed.ended, 10) == "The websocket connection to the backend was lost."
 
 
+async def test_a_server_that_stops_answering_is_noticed_by_the_keepalive() -> None:
+    pongs: list[float] = []
+    checked = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await asyncio.sleep(0.5)  # answers pings meanwhile (websockets does): the feed stays up
+        pongs.append(asyncio.get_running_loop().time())
+        ws.transport.pause_reading()  # then reads nothing more, as a vanished host: no pong
+        await checked.wait()
+        ws.transport.abort()
+
+    async with ws_server(handler) as url, ComfyClient(url) as comfy:
+        feed = await comfy.open_feed("x", Frames(), ping_interval=0.1)
+        reason = await asyncio.wait_for(feed.ended, 10)
+        checked.set()
+        assert pongs, "the feed ended while the server still answered its pings"
+        assert reason == "The backend stopped answering on its event connection (no pong in 0.1 s)."
+
+
 async def test_text_that_is_not_utf8_ends_the_feed() -> None:
     async def handler(ws: ServerConnection) -> None:
         ws.protocol.send_frame(Frame(Opcode.TEXT, b"\xff\xfe"))

@@ -16,7 +16,7 @@ from swarmkeeper.clients.comfyui.address import Address
 from swarmkeeper.clients.comfyui.bodies import decode_json, encode_json, error_message, expect, read_capped
 from swarmkeeper.clients.comfyui.boundary import MIB, map_errors
 from swarmkeeper.clients.comfyui.events import ComfyEvents, JSONObject
-from swarmkeeper.clients.comfyui.feed import EventFeed, FrameCallback
+from swarmkeeper.clients.comfyui.feed import PING_INTERVAL, EventFeed, FrameCallback
 from swarmkeeper.clients.errors import ComfyProtocolError, ComfyRequestError
 from swarmkeeper.clients.http1 import HTTP1Client
 
@@ -257,11 +257,17 @@ class ComfyClient:
         )
 
     async def open_feed(
-        self, client_id: str, on_frame: FrameCallback, *, feature_flags: Mapping[str, Any] | None = None
+        self,
+        client_id: str,
+        on_frame: FrameCallback,
+        *,
+        feature_flags: Mapping[str, Any] | None = None,
+        ping_interval: float = PING_INTERVAL,
     ) -> EventFeed:
         """The same websocket for a relay: each frame goes to ``on_frame`` as it arrives (see
         :mod:`~swarmkeeper.clients.comfyui.feed`); ``feature_flags`` as for :meth:`connect_events`."""
-        feed = EventFeed(self._events_url(client_id), self.headers, self.max_file_bytes, on_frame)
+        feed = EventFeed(self._events_url(client_id), self.headers, self.max_file_bytes, on_frame,
+                         ping_interval=ping_interval)
         await feed.open(self.timeout)
         if feature_flags is not None:
             feed.send_json({"type": "feature_flags", "data": dict(feature_flags)})

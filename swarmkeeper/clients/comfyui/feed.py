@@ -30,15 +30,20 @@ from swarmkeeper.clients.comfyui.boundary import map_errors
 from swarmkeeper.clients.errors import ComfyError, ComfyProtocolError, ComfyUnreachable
 
 FrameCallback = Callable[[str | bytes], None]
+#: Seconds between keepalive pings, and how long a pong may take (websockets' defaults): a backend
+#: whose host vanished without closing the connection is noticed within about twice this.
+PING_INTERVAL = 20.0
 
 
 class EventFeed(asyncio.Protocol):
     """One open event websocket. ``ended`` resolves, once, with why it ended (a ``ComfyError``
     message); :meth:`aclose` closes it from this side."""
 
-    def __init__(self, url: str, headers: Mapping[str, str], max_size: int, on_frame: FrameCallback) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str], max_size: int, on_frame: FrameCallback, *,
+                 ping_interval: float = PING_INTERVAL) -> None:
         self.uri = parse_uri(url)
         self.on_frame = on_frame
+        self.ping_interval = ping_interval
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._protocol = ClientProtocol(self.uri, max_size=max_size)
@@ -49,6 +54,8 @@ class EventFeed(asyncio.Protocol):
         #: The parts of a fragmented message so far, and its opcode.
         self._parts: list[bytes] = []
         self._opcode = Opcode.TEXT
+        #: The next keepalive ping, or the deadline of the pong awaited.
+        self._timer: asyncio.TimerHandle | None = None
 
     # --- opening and closing (the caller's side) ---
 
@@ -64,6 +71,7 @@ class EventFeed(asyncio.Protocol):
                 except BaseException:
                     self._abort()
                     raise
+        self._timer = loop.call_later(self.ping_interval, self._ping)
 
     def send_json(self, message: Mapping[str, Any]) -> None:
         """One JSON text message to the server (dropped when the feed has ended)."""
@@ -118,6 +126,8 @@ class EventFeed(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
         if not self._opened.done():
             self._opened.set_exception(self._protocol.handshake_exc or exc or
                                        ComfyUnreachable("The backend closed the connection."))
@@ -151,6 +161,21 @@ class EventFeed(asyncio.Protocol):
             if frame.fin:
                 data, self._parts = b"".join(self._parts), []
                 self._deliver(self._opcode, data)
+        elif frame.opcode is Opcode.PONG and self._timer is not None:
+            self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(self.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        """Keepalive (websockets answers the server's pings itself): a ping, and a deadline for its pong."""
+        if self._transport is None:
+            return
+        self._protocol.send_ping(b"")
+        self._flush()
+        self._timer = asyncio.get_running_loop().call_later(self.ping_interval, self._no_pong)
+
+    def _no_pong(self) -> None:
+        self._fail(ComfyUnreachable(f"The backend stopped answering on its event connection (no pong in "
+                                    f"{self.ping_interval:g} s)."))
 
     def _deliver(self, opcode: Opcode, data: bytes) -> None:
         self.on_frame(data.decode() if opcode is Opcode.TEXT else bytes(data))
