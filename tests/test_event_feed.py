@@ -108,6 +108,17 @@ async def test_each_end_of_the_socket_has_its_reason(send: Callable[[ServerConne
         await feed.aclose()
 
 
+async def test_frames_that_break_the_protocol_end_the_feed_with_that_reason() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        ws.transport.write(b"\x89\x7e\x00\x80" + b"p" * 128)  # a ping longer than a control frame may be
+        await ws.wait_closed()
+
+    async with ws_server(handler) as url, ComfyClient(url) as comfy:
+        feed = await comfy.open_feed("x", Frames())
+        reason = await asyncio.wait_for(feed.ended, 10)
+    assert reason.startswith("The backend broke the websocket protocol (")
+
+
 async def test_a_connection_cut_without_a_close_is_lost() -> None:
     async def handler(ws: ServerConnection) -> None:
         ws.transport.abort()

@@ -132,15 +132,19 @@ class EventFeed(asyncio.Protocol):
             self._opened.set_exception(self._protocol.handshake_exc or exc or
                                        ComfyUnreachable("The backend closed the connection."))
             self._opened.exception()  # retrieved here when nobody waits any more
-        close_sent = self._protocol.close_sent
-        if close_sent is not None and close_sent.code == 1009:  # we refused an oversized message
-            self._end(ComfyProtocolError("A websocket message from the backend was larger than allowed."))
-        elif self._protocol.close_rcvd is not None or self._protocol.close_sent is not None:
-            self._end(ComfyUnreachable("The backend closed its event connection."))
-        else:
-            self._end(ComfyUnreachable("The websocket connection to the backend was lost."))
+        self._end(self._why_closed())
 
     # --- inside ---
+
+    def _why_closed(self) -> ComfyError:
+        protocol = self._protocol
+        if protocol.close_sent is not None and protocol.close_sent.code == 1009:  # we refused an oversized message
+            return ComfyProtocolError("A websocket message from the backend was larger than allowed.")
+        if protocol.parser_exc is not None and not isinstance(protocol.parser_exc, EOFError):  # EOF: lost
+            return ComfyProtocolError(f"The backend broke the websocket protocol ({protocol.parser_exc}).")
+        if protocol.close_rcvd is not None or protocol.close_sent is not None:
+            return ComfyUnreachable("The backend closed its event connection.")
+        return ComfyUnreachable("The websocket connection to the backend was lost.")
 
     def _handshake_done(self) -> None:
         if self._opened.done():
