@@ -11,33 +11,17 @@ Prints both medians (POST /prompt to the done marker on the websocket) and the r
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_support import add_backends, invert_graph, run, run_one, start_server  # noqa: E402
+from bench.pool_support import invert_graph, one_comfyui_arguments, pool_in_front_of_comfyui, run, run_one  # noqa: E402
 from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
-from swarmkeeper.net import free_port  # noqa: E402
-
-PEER = ROOT / "scripts" / "comfyui-peer"
-
-
-def start_comfyui() -> tuple[str, str]:
-    port = free_port()
-    name = f"bench-overhead-{port}"
-    started = subprocess.run([str(PEER), "start", "--port", str(port), "--name", name, "--", "--disable-api-nodes"],
-                             capture_output=True, text=True, timeout=300, check=False)
-    if started.returncode != 0:
-        raise SystemExit(f"could not start a real ComfyUI: {started.stderr[-2000:]}")
-    return f"http://127.0.0.1:{port}", name
 
 
 async def measure(comfy_url: str, server_comfy_url: str, prompts: int) -> tuple[list[float], list[float]]:
@@ -55,21 +39,9 @@ async def measure(comfy_url: str, server_comfy_url: str, prompts: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=200)
-    parser.add_argument("--comfy_url", default=None)
-    args = parser.parse_args()
-    comfy_url, name = (args.comfy_url, None) if args.comfy_url else start_comfyui()
-    with tempfile.TemporaryDirectory() as folder:
-        server = start_server(Path(folder) / "Data")
-        try:
-            run(add_backends(server, [comfy_url], over_queue=1))
-            direct, pooled = run(measure(comfy_url, server.comfy_url, args.prompts))
-        finally:
-            server.stop()
-            if name is not None:
-                subprocess.run([str(PEER), "stop", "--name", name, "--clean"], capture_output=True, timeout=60,
-                               check=False)
+    args = one_comfyui_arguments(__doc__ or "")
+    with pool_in_front_of_comfyui(args.comfy_url) as (comfy_url, pool_url):
+        direct, pooled = run(measure(comfy_url, pool_url, args.prompts))
     direct_median, pooled_median = statistics.median(direct), statistics.median(pooled)
     print(f"prompts: {args.prompts} each way, alternating")
     print(f"direct to ComfyUI:  median {direct_median * 1000:.2f} ms")

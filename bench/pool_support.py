@@ -3,12 +3,15 @@ a port of its own, backends added through the API, and one prompt followed to it
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +23,7 @@ from swarmkeeper.clients.comfyui import ComfyClient, ComfyEvents, parse_text_eve
 from swarmkeeper.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+PEER = ROOT / "scripts" / "comfyui-peer"
 T = TypeVar("T")
 
 
@@ -68,6 +72,44 @@ def start_server(data_dir: Path) -> Server:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("swarmkeeper did not start")
+
+
+def start_comfyui() -> tuple[str, str]:
+    """A real ComfyUI started with scripts/comfyui-peer: (its URL, its peer name)."""
+    port = free_port()
+    name = f"bench-{port}"
+    started = subprocess.run([str(PEER), "start", "--port", str(port), "--name", name, "--", "--disable-api-nodes"],
+                             capture_output=True, text=True, timeout=300, check=False)
+    if started.returncode != 0:
+        raise SystemExit(f"could not start a real ComfyUI: {started.stderr[-2000:]}")
+    return f"http://127.0.0.1:{port}", name
+
+
+def one_comfyui_arguments(doc: str) -> argparse.Namespace:
+    """``--prompts`` and ``--comfy_url``: the options of the benchmarks against one real ComfyUI."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--comfy_url", default=None, help="a running ComfyUI (default: start one)")
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def pool_in_front_of_comfyui(comfy_url: str | None) -> Iterator[tuple[str, str]]:
+    """A real ComfyUI (the one at ``comfy_url``, or one started here and stopped after) and a
+    swarmkeeper server whose pool has it as its one backend: (ComfyUI's URL, the pool's URL)."""
+    comfy_url, name = (comfy_url, None) if comfy_url else start_comfyui()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            server = start_server(Path(folder) / "Data")
+            try:
+                run(add_backends(server, [comfy_url], over_queue=1))
+                yield comfy_url, server.comfy_url
+            finally:
+                server.stop()
+    finally:
+        if name is not None:
+            subprocess.run([str(PEER), "stop", "--name", name, "--clean"], capture_output=True, timeout=60,
+                           check=False)
 
 
 async def add_backends(server: Server, urls: list[str], over_queue: int) -> None:

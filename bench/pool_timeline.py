@@ -11,13 +11,10 @@ started the prompt; one that grows over the events was added while it ran.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_overhead import PEER, start_comfyui  # noqa: E402
-from bench.pool_support import add_backends, invert_graph, run, start_server  # noqa: E402
+from bench.pool_support import invert_graph, one_comfyui_arguments, pool_in_front_of_comfyui, run  # noqa: E402
 from swarmkeeper.clients.comfyui import ComfyClient, ComfyEvents  # noqa: E402
 
 Timeline = list[tuple[str, float]]
@@ -77,21 +73,9 @@ def medians(timelines: list[Timeline]) -> list[tuple[tuple[str, int], float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=200)
-    parser.add_argument("--comfy_url", default=None)
-    args = parser.parse_args()
-    comfy_url, name = (args.comfy_url, None) if args.comfy_url else start_comfyui()
-    with tempfile.TemporaryDirectory() as folder:
-        server = start_server(Path(folder) / "Data")
-        try:
-            run(add_backends(server, [comfy_url], over_queue=1))
-            direct, pooled = run(measure(comfy_url, server.comfy_url, args.prompts))
-        finally:
-            server.stop()
-            if name is not None:
-                subprocess.run([str(PEER), "stop", "--name", name, "--clean"], capture_output=True, timeout=60,
-                               check=False)
+    args = one_comfyui_arguments(__doc__ or "")
+    with pool_in_front_of_comfyui(args.comfy_url) as (comfy_url, pool_url):
+        direct, pooled = run(measure(comfy_url, pool_url, args.prompts))
     direct_at, pooled_at = dict(medians(direct)), medians(pooled)
     print(f"prompts: {args.prompts} each way, alternating; median ms from POST /prompt")
     print(f"{'event':28s} {'direct':>8s} {'pool':>8s} {'added':>8s}")
