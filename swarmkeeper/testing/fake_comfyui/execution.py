@@ -65,13 +65,15 @@ class Execution:
     # ----- running
 
     async def run(self) -> None:
-        """All nodes in ComfyUI's order; stops at an error or an interrupt."""
+        """All nodes in ComfyUI's order; stops at an error or an interrupt. The executed nodes'
+        shares of ``job_seconds`` run from the start, so the fake's own work (events, PNGs) fits
+        inside them instead of adding to them."""
+        deadline = asyncio.get_running_loop().time()
         await self.emit("execution_start", self.stamped(), history=True)
         await self.emit("execution_cached", self.stamped(nodes=list(self.results)), history=True)
         outputs = {n for n, node in self.job.graph.items() if node["class_type"] in self.engine.output_classes}
         order = execution_order(self.job.graph, self.job.outputs, self.cached, outputs)
         share = self.engine.options.job_seconds / max(1, len([n for n in order if n not in self.cached]))
-        deadline = asyncio.get_running_loop().time()
         for node_id in order:
             if node_id in self.cached:
                 await self.replay(node_id)
@@ -105,12 +107,12 @@ class Execution:
         if self.engine.interrupted:
             await self.fail(node_id, "execution_interrupted", {})
             return False
-        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
         try:
             result = await self.evaluate(node_id)
         except NodeFailure as failure:
             await self.fail(node_id, "execution_error", self.error_details(node_id, failure))
             return False
+        await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
         self.results[node_id] = result
         self.executed.append(node_id)
         await self.show(node_id, result)
