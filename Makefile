@@ -6,10 +6,12 @@ run: setup
 
 test: setup-test
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/pytest $(ARGS)
 
 lint: setup-test
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 setup:
 	scripts/setup

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from swarmkeeper import __version__, dotnet
 from swarmkeeper.cli_client import backends_parser, status_parser
+from swarmkeeper.cli_client.context import Subcommands
 from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 
 
@@ -28,7 +29,7 @@ def _add_flag(parser: argparse.ArgumentParser, name: str, **options: object) -> 
     parser.add_argument(*spellings, dest=name, **options)  # type: ignore[arg-type]
 
 
-def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def serve_parser(commands: Subcommands) -> None:
     serve = commands.add_parser("serve", help="Run the server.",
                                 description="Run the server, with SwarmUI's own flags.")
     _add_flag(serve, "host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
@@ -104,7 +105,7 @@ def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
     _add_flag(parser, "data_dir", type=Path, default=Path("Data"), help="The server's data folder (default Data).")
 
 
-def users_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def users_parser(commands: Subcommands) -> None:
     from swarmkeeper.accounts import commands as run
     from swarmkeeper.api.permissions import ROLE_LEVELS
 
@@ -132,7 +133,7 @@ def users_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         _data_dir_flag(parser)
 
 
-def keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def keys_parser(commands: Subcommands) -> None:
     from swarmkeeper.accounts import commands as run
     from swarmkeeper.api.permissions import ROLE_LEVELS
 
@@ -155,7 +156,7 @@ def keys_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         _data_dir_flag(parser)
 
 
-def audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def audit_parser(commands: Subcommands) -> None:
     from swarmkeeper.accounts import commands as run
 
     audit = commands.add_parser("audit", help="Read the audit log, newest first.")
@@ -167,7 +168,7 @@ def audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     audit.set_defaults(run=run.run(run.audit_show))
 
 
-def logs_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def logs_parser(commands: Subcommands) -> None:
     import os
 
     from swarmkeeper.backend_logs import DEFAULT_URL, KEY_ENV, URL_ENV

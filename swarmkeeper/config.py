@@ -150,10 +150,11 @@ class ServerSettings:
         except fds.FDSError as error:
             log.error("Settings file %s could not be read (%s); using the defaults", path, error)
             return cls()
-        values = {}
+        values: dict[str, Any] = {}
         for name, (settings_class, _) in SECTIONS.items():
             section = root.get(name)
             stored = section if isinstance(section, fds.Section) else {}
+            loaded: Any
             loaded, warnings = schema_of(settings_class).from_stored(stored)
             for warning in warnings:
                 log.warning("Settings.fds %s: %s", name, warning)

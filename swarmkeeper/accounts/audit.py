@@ -62,7 +62,8 @@ class AuditLog:
                     before: int | None = None) -> list[AuditEntry]:
         """Newest first. ``backend`` matches the backend a call named, the id it moved a backend to,
         and calls on ``all`` backends; ``before`` pages back from an entry id."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if backend is not None:
             where.append("(backend_id = ? OR new_backend_id = ? OR backend_id = 'all')")
             params += [backend, backend]

@@ -88,7 +88,7 @@ class AuthGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = getattr(scope["app"].state, "services", None) if "app" in scope else None
         guarded = scope["type"] in ("http", "websocket") and services is not None
-        if guarded and not await allowed(services, HTTPConnection(scope)):
+        if guarded and services is not None and not await allowed(services, HTTPConnection(scope)):
             await refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)

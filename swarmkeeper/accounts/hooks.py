@@ -20,7 +20,7 @@ from swarmkeeper.accounts.redact import redact
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Handler, Route
 from swarmkeeper.exceptions import APIError, TransportError
-from swarmkeeper.types import JSONObject
+from swarmkeeper.types import JSONObject, RawJSON
 
 if TYPE_CHECKING:
     from swarmkeeper.accounts.service import Accounts
@@ -87,7 +87,7 @@ def audited(accounts: Accounts) -> RouteWrapper:
         if not is_changing(route):
             return route.handler
 
-        async def handler(call: APICall, **arguments: Any) -> JSONObject | None:
+        async def handler(call: APICall, **arguments: Any) -> JSONObject | RawJSON | None:
             secrets = secret_settings(call.services, arguments)
             try:
                 result = await route.handler(call, **arguments)
@@ -111,7 +111,7 @@ def binding_key_sessions(accounts: Accounts) -> RouteWrapper:
         if route.name != "GetNewSession":
             return route.handler
 
-        async def handler(call: APICall, **arguments: Any) -> JSONObject | None:
+        async def handler(call: APICall, **arguments: Any) -> JSONObject | RawJSON | None:
             result = await route.handler(call, **arguments)
             if isinstance(call.user, KeyUser) and isinstance(result, dict) and "session_id" in result:
                 await accounts.keys.bind_session(result["session_id"], call.user.key_id)

@@ -31,7 +31,7 @@ class ThrottlePolicy:
         """How long to wait before the next attempt after this many failures."""
         if failures <= self.free_failures:
             return 0.0
-        return min(self.first_wait * 2 ** (failures - self.free_failures - 1), self.max_wait)
+        return min(self.first_wait * 2.0 ** (failures - self.free_failures - 1), self.max_wait)
 
 
 @dataclass
@@ -63,8 +63,8 @@ class LoginThrottle:
     def check(self, keys: Iterable[str]) -> Refusal | None:
         """None if an attempt may go ahead now; else how long until it may."""
         now = self.clock()
-        refusals = [self._refusal(self._records[key], now) for key in keys if key in self._records]
-        refusals = [refusal for refusal in refusals if refusal is not None]
+        found = (self._refusal(self._records[key], now) for key in keys if key in self._records)
+        refusals = [refusal for refusal in found if refusal is not None]
         if not refusals:
             return None
         return max(refusals, key=lambda refusal: (refusal.locked, refusal.retry_after))

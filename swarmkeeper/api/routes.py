@@ -21,7 +21,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeVar
 
 from starlette.requests import HTTPConnection
 
@@ -30,7 +30,7 @@ from swarmkeeper.api.permissions import PermissionFlag
 from swarmkeeper.api.sessions import Session
 from swarmkeeper.api.users import User
 from swarmkeeper.exceptions import APIError
-from swarmkeeper.types import JSONObject
+from swarmkeeper.types import JSONObject, RawJSON
 
 if TYPE_CHECKING:
     from swarmkeeper.services import Services
@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 #: A 64-bit integer parameter (plain ``int`` is SwarmUI's Int32).
 Int64 = NewType("Int64", int)
 #: A parameter that receives the whole request body, minus ``session_id`` (SwarmUI's JObject).
-RawInput = NewType("RawInput", dict)
+RawInput = NewType("RawInput", dict[str, Any])
 
-Handler = Callable[..., Awaitable[JSONObject | None]]
+Handler = Callable[..., Awaitable[JSONObject | RawJSON | None]]
+H = TypeVar("H", bound=Handler)
 
 
 class ParamType(StrEnum):
@@ -153,10 +154,10 @@ class RouteTable:
         self._routes: dict[str, Route] = {}
 
     def route(self, name: str, *, flag: PermissionFlag, user_update: bool = True, needs_session: bool = True,
-              websocket: bool = False, returns: str = "") -> Callable[[Handler], Handler]:
+              websocket: bool = False, returns: str = "") -> Callable[[H], H]:
         """Declare a route; ``flag`` is required, so no route exists without a permission."""
 
-        def declare(handler: Handler) -> Handler:
+        def declare(handler: H) -> H:
             self.add(Route(name=name, handler=handler, flag=flag, params=params_of(handler),
                            description=inspect.cleandoc(handler.__doc__ or ""), user_update=user_update,
                            needs_session=needs_session, websocket=websocket, returns=inspect.cleandoc(returns),

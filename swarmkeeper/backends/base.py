@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from swarmkeeper.backends.record import BackendRecord
 
 S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
 
 
 @dataclass
@@ -55,13 +56,13 @@ class BackendServices:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class BackendHost(Protocol[S]):
+class BackendHost(Protocol[S_co]):
     """A backend's view of its registry entry."""
 
     @property
     def id(self) -> BackendId: ...
     @property
-    def settings(self) -> S: ...
+    def settings(self) -> S_co: ...
     @property
     def status(self) -> BackendStatus: ...
     @property

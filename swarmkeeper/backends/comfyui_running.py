@@ -60,7 +60,8 @@ def keeping(services: BackendServices) -> bool:
 
 def fingerprint(type_id: str, settings: Any) -> str:
     """A hash of a backend's type and settings: equal only when nothing that shapes its launch changed."""
-    values = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else settings
+    is_instance = dataclasses.is_dataclass(settings) and not isinstance(settings, type)
+    values = dataclasses.asdict(settings) if is_instance else settings
     text = json.dumps({"type": type_id, "settings": values}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

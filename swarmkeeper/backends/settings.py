@@ -17,7 +17,6 @@ web UI sends (:meth:`Schema.overlay`), and the ``Backends.fds`` section with its
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -215,10 +214,18 @@ def _setting_of(field: dataclasses.Field[Any]) -> Setting:
     if "setting" not in field.metadata:
         raise TypeError(f"Setting field '{field.name}' must be declared with text(), integer(), ...")
     kind, description, extra = field.metadata["setting"]
-    return Setting(name=field.name, kind=kind, default=field.default, description=description, **extra)
+    default = field.default
+    if default is dataclasses.MISSING:
+        raise TypeError(f"Setting field '{field.name}' needs a default value")
+    return Setting(name=field.name, kind=kind, default=default, description=description, **extra)
 
 
-@functools.cache
+_SCHEMAS: dict[type[Any], Schema[Any]] = {}
+
+
 def schema_of(cls: type[S]) -> Schema[S]:
     """The (cached) schema of a settings dataclass."""
-    return Schema(cls)
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        schema = _SCHEMAS[cls] = Schema(cls)
+    return schema

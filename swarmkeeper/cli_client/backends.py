@@ -6,12 +6,10 @@ import argparse
 
 from swarmkeeper.cli_client import backend_control as control
 from swarmkeeper.cli_client import backend_edits as edits
-from swarmkeeper.cli_client.context import Command, Entry, connection_flags, flag
-
-Actions = argparse._SubParsersAction  # type: ignore[type-arg]
+from swarmkeeper.cli_client.context import Command, Entry, Subcommands, connection_flags, flag
 
 
-def _action(actions: Actions, name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
+def _action(actions: Subcommands, name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
     parser = actions.add_parser(name, help=help_text, description=help_text)
     connection_flags(parser)
     parser.set_defaults(run=Entry(command))
@@ -24,7 +22,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
          help="A setting (see 'backends types TYPE' for the names); may repeat.")
 
 
-def _reading(actions: Actions) -> None:
+def _reading(actions: Subcommands) -> None:
     listing = _action(actions, "list", edits.list_backends, "List the backends (ListBackends).")
     flag(listing, "nonreal", action="store_true", help="Include non-real backends (spawned by others).")
     flag(listing, "full_data", action="store_true", help="Include each backend's current model.")
@@ -39,7 +37,7 @@ def _reading(actions: Actions) -> None:
     flag(logs, "interval", type=float, default=1.0, help="Seconds between looks with --follow (default 1).")
 
 
-def _changing(actions: Actions) -> None:
+def _changing(actions: Subcommands) -> None:
     add = _action(actions, "add", edits.add_backend, "Add a backend, and set its title and settings "
                                                      "(AddNewBackend, then EditBackend).")
     add.add_argument("type", help="The backend type id (see 'backends types').")
@@ -54,7 +52,7 @@ def _changing(actions: Actions) -> None:
     flag(delete, "yes", action="store_true", help="Do not ask for confirmation.")
 
 
-def _controlling(actions: Actions) -> None:
+def _controlling(actions: Subcommands) -> None:
     toggle = _action(actions, "toggle", control.toggle_backend, "Enable or disable a backend (ToggleBackend).")
     toggle.add_argument("id", type=int, help="The backend id.")
     toggle.add_argument("state", metavar="on|off", help="on or off.")
@@ -67,7 +65,7 @@ def _controlling(actions: Actions) -> None:
     flag(free, "system_ram", action="store_true", help="Free system RAM too, not only VRAM.")
 
 
-def backends_parser(commands: Actions) -> None:
+def backends_parser(commands: Subcommands) -> None:
     backends = commands.add_parser("backends", help="Manage the backends of a running server (through its API).",
                                    description="Manage the backends of a running server through its API. Exit "
                                                "codes: 0 done, 1 refused, 2 usage error, 3 server unreachable.")

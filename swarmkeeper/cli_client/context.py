@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 from swarmkeeper.clients.errors import REFUSED_MESSAGE
 from swarmkeeper.clients.swarm import (
@@ -22,6 +22,9 @@ from swarmkeeper.clients.swarm import (
     SwarmProtocolError,
     SwarmUnreachable,
 )
+
+#: What ``add_subparsers()`` returns, where each command group adds its commands.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 DEFAULT_URL = "http://127.0.0.1:7801"
 URL_ENV = "SWARMKEEPER_URL"

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
-from swarmkeeper.cli_client.context import Context, Entry, ExitCode, connection_flags
+from swarmkeeper.cli_client.context import Context, Entry, ExitCode, Subcommands, connection_flags
 from swarmkeeper.cli_client.output import clean
 from swarmkeeper.types import JSONObject
 
 
 def status_text(answer: JSONObject) -> str:
-    backends = answer.get("backend_status") if isinstance(answer.get("backend_status"), dict) else {}
-    counts = answer.get("status") if isinstance(answer.get("status"), dict) else {}
+    backends = _mapping(answer.get("backend_status"))
+    counts = _mapping(answer.get("status"))
     summary = clean(backends.get("status", "unknown"))
     if backends.get("message"):
         summary += f" - {clean(backends['message'])}"
@@ -25,6 +23,10 @@ def status_text(answer: JSONObject) -> str:
     ])
 
 
+def _mapping(value: object) -> JSONObject:
+    return value if isinstance(value, dict) else {}
+
+
 async def show_status(context: Context) -> int:
     answer = await context.call("GetCurrentStatus")
     if context.json:
@@ -34,7 +36,7 @@ async def show_status(context: Context) -> int:
     return ExitCode.OK
 
 
-def status_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def status_parser(commands: Subcommands) -> None:
     status = commands.add_parser("status", help="Show a running server's status (GetCurrentStatus).",
                                  description="Show a running server's status: its backends' overall state, "
                                              "generations, and supported features.")

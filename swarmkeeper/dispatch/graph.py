@@ -75,10 +75,10 @@ def parse_params(raw: Mapping[str, Any]) -> T2IParams:
                 raise ParamError(f"Invalid value for parameter {name}: {number} is outside {low} to {high}.")
             values[name] = number
         else:
-            number = float(_number(name, given[name], float))
-            if not 0 <= number <= 100:
-                raise ParamError(f"Invalid value for parameter {name}: {number} is outside 0 to 100.")
-            values[name] = number
+            decimal = float(_number(name, given[name], float))
+            if not 0 <= decimal <= 100:
+                raise ParamError(f"Invalid value for parameter {name}: {decimal} is outside 0 to 100.")
+            values[name] = decimal
     return T2IParams(**values)
 
 

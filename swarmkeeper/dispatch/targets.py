@@ -26,7 +26,7 @@ from swarmkeeper.backends.swarm_child import SwarmChild
 from swarmkeeper.backends.swarm_parent import SwarmParent
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
-from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs
+from swarmkeeper.dispatch.pool.validate import as_mapping, combo_choices, input_specs
 from swarmkeeper.dispatch.requests import Refusal
 
 log = logging.getLogger("swarmkeeper.dispatch")
@@ -180,10 +180,10 @@ def merge_infos(infos: list[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 def _merge_node(first: Mapping[str, Any], other: Mapping[str, Any]) -> Mapping[str, Any]:
     extra = input_specs(other)
-    inputs = first.get("input") if isinstance(first.get("input"), dict) else {}
+    inputs = as_mapping(first.get("input"))
     changed: dict[str, dict[str, Any]] = {}
     for group in ("required", "optional"):
-        specs = inputs.get(group) if isinstance(inputs.get(group), dict) else {}
+        specs = as_mapping(inputs.get(group))
         for name, spec in specs.items():
             ours, theirs = combo_choices(spec), combo_choices(extra.get(name))
             if ours is None or theirs is None or set(theirs) <= set(ours):

@@ -98,7 +98,8 @@ class AdoptedProcess:
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        pid: int = self._process.pid
+        return pid
 
     @property
     def returncode(self) -> int | None:
@@ -152,7 +153,12 @@ class AdoptedProcess:
         """Until a pidfd says its process ended."""
         loop = asyncio.get_running_loop()
         ended = loop.create_future()
-        loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+
+        def end() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(fd, end)
         try:
             await ended
         finally:

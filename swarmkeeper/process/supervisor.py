@@ -114,6 +114,11 @@ class Supervisor:
 
     # --- the one writer of the state ---
 
+    def _still(self, state: ProcessState) -> bool:
+        """Whether the state is still ``state`` after an await, during which another task may have
+        changed it (a method, so the type checker does not keep what it knew before the await)."""
+        return self.state is state
+
     def _set(self, state: ProcessState, reason: str) -> None:
         why = check_transition(self.state, state)
         self.state, self.reason = state, reason
@@ -201,7 +206,7 @@ class Supervisor:
             outcome = Adoption.EXITED if exited.done() else Adoption.ADOPTED if answered else Adoption.SILENT
         finally:
             exited.cancel()
-        if self.state is not S.ADOPTING:  # stopped meanwhile (by another task)
+        if not self._still(S.ADOPTING):  # stopped meanwhile (by another task)
             await self._halt(graceful=True)
             raise ProcessFailed(f"{self.name} was stopped while it was adopted.")
         if outcome is Adoption.ADOPTED:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from swarmkeeper.clients.comfyui.boundary import MIB
 from swarmkeeper.clients.errors import ComfyProtocolError
+
+T = TypeVar("T")
 
 
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -58,7 +60,7 @@ def error_message(status: int, body: Any) -> str:
     return f"The backend answered HTTP {status}" + (f": {first[:200]}" if first else ".")
 
 
-def expect(value: Any, kind: type, route: str) -> Any:
+def expect(value: object, kind: type[T], route: str) -> T:
     """Check the top-level shape of a decoded answer."""
     if not isinstance(value, kind):
         raise ComfyProtocolError(f"The backend answered {route} with an unexpected shape - is this ComfyUI?")

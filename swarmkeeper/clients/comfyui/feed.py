@@ -106,7 +106,7 @@ class EventFeed(asyncio.Protocol):
             for event in self._protocol.events_received():
                 if isinstance(event, Response):
                     self._handshake_done()
-                else:
+                elif isinstance(event, Frame):
                     self._frame(event)
         except ComfyError as error:  # on_frame could not read the frame
             self._fail(error)
@@ -157,11 +157,11 @@ class EventFeed(asyncio.Protocol):
     def _frame(self, frame: Frame) -> None:
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
             if frame.fin:
-                self._deliver(frame.opcode, frame.data)
+                self._deliver(frame.opcode, bytes(frame.data))
             else:
-                self._opcode, self._parts = frame.opcode, [frame.data]
+                self._opcode, self._parts = frame.opcode, [bytes(frame.data)]
         elif frame.opcode is Opcode.CONT:
-            self._parts.append(frame.data)
+            self._parts.append(bytes(frame.data))
             if frame.fin:
                 data, self._parts = b"".join(self._parts), []
                 self._deliver(self._opcode, data)

@@ -137,9 +137,10 @@ class Pool:
         if not job.live:
             return
         node = (job.last_executing or {}).get("node")
-        data = {"prompt_id": job.prompt_id, "node_id": node, "node_type": job.graph.get(node, {}).get("class_type")
-                if node else None, "executed": [], "exception_message": message, "exception_type": exception_type,
-                "traceback": [], "current_inputs": {}, "current_outputs": [], "timestamp": now_ms()}
+        node_type = job.graph.get(node, {}).get("class_type") if node else None
+        data: JSONObject = {"prompt_id": job.prompt_id, "node_id": node, "node_type": node_type, "executed": [],
+                            "exception_message": message, "exception_type": exception_type, "traceback": [],
+                            "current_inputs": {}, "current_outputs": [], "timestamp": now_ms()}
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
         job.history = {"prompt": job.item, "outputs": {}, "status": status, "meta": {}}
         log.warning("Prompt %s failed: %s", job.prompt_id, message)

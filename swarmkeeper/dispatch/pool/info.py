@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
@@ -48,8 +48,8 @@ async def ask_all(targets: list[Target], call: Callable[[ComfyClient], Awaitable
 def object_info(pool: Pool, pin: int | None, node_class: str | None) -> JSONObject:
     if pin is not None:
         record = pool.registry.get(pin)
-        info = pool.targets.info_of(record) if record is not None else {}
-        info = info if isinstance(info, dict) or hasattr(info, "keys") else {}
+        found = pool.targets.info_of(record) if record is not None else {}
+        info: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     else:
         info = pool.union_info()
     if node_class is None:

@@ -64,10 +64,13 @@ def types_match(received: str, wanted: str) -> bool:
 
 
 def input_specs(info: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = info.get("input") if isinstance(info.get("input"), dict) else {}
-    required = inputs.get("required") if isinstance(inputs.get("required"), dict) else {}
-    optional = inputs.get("optional") if isinstance(inputs.get("optional"), dict) else {}
-    return {**required, **optional}
+    inputs = as_mapping(info.get("input"))
+    return {**as_mapping(inputs.get("required")), **as_mapping(inputs.get("optional"))}
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def input_error(kind: str, message: str, name: str, spec: Any, value: Any, details: str = "") -> JSONObject:

@@ -170,7 +170,7 @@ class Execution:
         if kind in EVALUATORS:
             return NodeResult(EVALUATORS[kind](values))
         outputs = self.engine.object_info[kind].get("output", [])
-        ui = {} if kind in self.engine.output_classes else None
+        ui: dict[str, Any] | None = {} if kind in self.engine.output_classes else None
         return NodeResult(tuple(first_batch(values) if t == "IMAGE" else None for t in outputs), ui)
 
     def load_image(self, name: str) -> NodeResult:

@@ -74,7 +74,7 @@ class FakeComfyUI:
         for server in getattr(self.server, "servers", []):
             server.close()
         for connection in list(self.server.server_state.connections):
-            connection.transport.abort()  # type: ignore[attr-defined]
+            connection.transport.abort()
         self.server.should_exit = self.server.force_exit = True
         self.tasks[1].cancel()
 

@@ -127,8 +127,9 @@ class Validator:
         if isinstance(wanted, str) and received not in (wanted, "*") and wanted != "*":
             message = "Return type mismatch between linked nodes"
             details = f"{name}, received_type({received}) mismatch input_type({wanted})"
-            extra = {"input_name": name, "input_config": spec, "received_type": received, "linked_node": link}
-            return {"type": "return_type_mismatch", "message": message, "details": details, "extra_info": extra}, False
+            mismatch = {"input_name": name, "input_config": spec, "received_type": received, "linked_node": link}
+            return {"type": "return_type_mismatch", "message": message, "details": details,
+                    "extra_info": mismatch}, False
         return None, self.node_ok(source)
 
     def check_literal(self, kind: str, name: str, spec: list[Any], value: Any) -> JSONObject | None:
