@@ -37,7 +37,7 @@ from swarmkeeper.net import free_port  # noqa: E402
 
 
 async def serve_fakes(ports: list[int], job_seconds: float) -> None:
-    from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+    from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 
     async with asyncio.TaskGroup() as group:
         for port in ports:

@@ -6,7 +6,7 @@ now and then and come back on the same port (the backends notice through their h
                                    [--crash_every 4] [--warmup 10]
 
 swarmkeeper runs as its own process (``serve``, loglevel Error); the fakes are
-``python -m swarmkeeper.testing.fake_comfyui`` processes; everything is stopped at the end.
+``python -m swarmkeeper_doubles.fake_comfyui`` processes; everything is stopped at the end.
 Prints requests served, errors by kind (goal: no HTTP 5xx), lost edits (goal: none: every
 answered EditBackend's title is what ListBackends and Backends.fds show at the end for that
 backend, unless a later answered edit replaced it), latency percentiles by route, and the

@@ -40,7 +40,7 @@ class FakeComfy:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "swarmkeeper.testing.fake_comfyui", "--port", str(self.port), "--job-seconds",
+            [sys.executable, "-m", "swarmkeeper_doubles.fake_comfyui", "--port", str(self.port), "--job-seconds",
              "0.01"], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def kill(self) -> None:

@@ -102,7 +102,7 @@ def real_comfyui_2() -> Iterator[RealComfyUI]:
 
 # --- graphs and event helpers shared by the ComfyUI test modules -----------------------------
 
-RECORDINGS = ROOT / "swarmkeeper" / "testing" / "data"
+RECORDINGS = ROOT / "doubles" / "swarmkeeper_doubles" / "data"
 
 
 def invert_graph(color: int, prefix: str = "probe", size: int = 64) -> dict[str, Any]:

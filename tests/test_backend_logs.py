@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from swarmkeeper.net import free_port
-from swarmkeeper.testing.fake_comfyui_script import write_main
+from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.comfy_backends import write_settings
 from tests.process_fakes import poll_until
 from tests.servers import ROOT, ServerProcess

@@ -31,7 +31,7 @@ from swarmkeeper.clients.errors import (
     ComfyUnreachable,
 )
 from swarmkeeper.net import free_port
-from swarmkeeper.testing.fake_comfyui import FakeComfyUI, encode_png, png_size, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, encode_png, png_size, run_fake_comfyui
 from tests.comfy_peer import (
     blur_graph,
     collect,
@@ -583,7 +583,7 @@ async def test_frames_come_as_they_were_sent(comfy: ComfyClient) -> None:
 
 async def test_fake_runs_as_a_process_and_crashes_on_cue() -> None:
     port = free_port()
-    args = ["-m", "swarmkeeper.testing.fake_comfyui", "--port", str(port), "--fault", "crash_after=1"]
+    args = ["-m", "swarmkeeper_doubles.fake_comfyui", "--port", str(port), "--fault", "crash_after=1"]
     process = await asyncio.create_subprocess_exec(sys.executable, *args, stderr=asyncio.subprocess.DEVNULL)
     try:
         async with ComfyClient(f"http://127.0.0.1:{port}", timeout=5) as comfy:

@@ -26,7 +26,7 @@ from swarmkeeper.files import write_atomic
 from swarmkeeper.metrics import AdoptionOutcome
 from swarmkeeper.net import port_in_use
 from swarmkeeper.process.adopted import start_ticks
-from swarmkeeper.testing.fake_comfyui_script import write_main
+from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.adoption_support import (
     PLAIN,
     SELF,

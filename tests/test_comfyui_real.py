@@ -18,7 +18,7 @@ import pytest
 
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent
 from swarmkeeper.clients.errors import ComfyRequestError
-from swarmkeeper.testing.fake_comfyui import FakeComfyUI, png_size, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, png_size, run_fake_comfyui
 from tests.comfy_peer import (
     PEER,
     RealComfyUI,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from swarmkeeper.process.policy import RestartPolicy
-from swarmkeeper.testing.fake_comfyui_script import write_main
+from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.comfy_backends import (
     add_backend,
     comfy_server,

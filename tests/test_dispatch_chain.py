@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from swarmkeeper.testing.fake_comfyui import png_size, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph
 from tests.pool_support import events_until_done, pool_server, terminal_events
 

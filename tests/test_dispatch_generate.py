@@ -11,7 +11,7 @@ import httpx
 import websockets
 
 from swarmkeeper.dispatch.graph import T2IParams, checkpoint_name, parse_params, text_to_image
-from swarmkeeper.testing.fake_comfyui import png_size, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import png_size, run_fake_comfyui
 from tests.pool_support import pool_server
 
 MODEL = {"checkpoints": ["sd15.safetensors"]}

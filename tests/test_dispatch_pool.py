@@ -16,7 +16,7 @@ from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient
 from swarmkeeper.dispatch.pool.relay import STATUS_TEXT
 from swarmkeeper.dispatch.pool.validate import validate
-from swarmkeeper.testing.fake_comfyui import png_size, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph, ws_image_graph
 from tests.pool_support import (
     events_until_done,
@@ -117,7 +117,7 @@ def test_the_status_text_is_what_json_dumps_writes(remaining: int) -> None:
 
 
 def test_validation_of_a_very_deep_graph_needs_no_deep_stack() -> None:
-    from swarmkeeper.testing.fake_comfyui import fixture
+    from swarmkeeper_doubles.fake_comfyui import fixture
 
     verdict = validate({"prompt": deep_graph(20_000)}, fixture("object_info_noapi.json"))
     assert verdict.error is None and verdict.outputs == ["0"]
@@ -169,7 +169,7 @@ async def test_bad_input_gets_comfyuis_answers_and_reaches_no_backend(data_dir: 
 
 
 async def test_uploads_go_to_every_backend_under_one_name(data_dir: Path) -> None:
-    from swarmkeeper.testing.fake_comfyui import encode_png
+    from swarmkeeper_doubles.fake_comfyui import encode_png
 
     async with run_fake_comfyui() as one, run_fake_comfyui() as two, \
             pool_server(data_dir, [one.url, two.url]) as pool, pool.comfy() as comfy:

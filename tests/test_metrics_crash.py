@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmkeeper.testing.fake_comfyui_script import write_main
+from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.comfy_backends import add_backend, comfy_server, launches
 from tests.metrics_support import scrape, value
 from tests.process_fakes import poll_until

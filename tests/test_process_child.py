@@ -21,7 +21,7 @@ from swarmkeeper.process.launch import LaunchError, LaunchSpec
 from swarmkeeper.process.policy import RestartPolicy
 from swarmkeeper.process.states import ProcessState
 from swarmkeeper.process.supervisor import Supervisor
-from swarmkeeper.testing.fake_comfyui_script import write_main
+from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.process_fakes import StateLog, poll_until
 
 

@@ -21,7 +21,7 @@ from swarmkeeper.clients.swarm import (
     parse_header_lines,
 )
 from swarmkeeper.net import free_port
-from swarmkeeper.testing.swarm_double import SwarmDouble, run_swarm_double
+from swarmkeeper_doubles.swarm_double import SwarmDouble, run_swarm_double
 
 
 @pytest.fixture

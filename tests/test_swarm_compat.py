@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from swarmkeeper.testing.swarm_double import SwarmDouble, run_swarm_double
+from swarmkeeper_doubles.swarm_double import SwarmDouble, run_swarm_double
 from tests.swarm_support import (
     Server,
     add_backend,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m swarmkeeper.testing.fake_comfyui --port N [...]``."""
+"""The command line: ``python -m swarmkeeper_doubles.fake_comfyui --port N [...]``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from swarmkeeper.testing.fake_comfyui.options import FakeOptions, parse_fault
-from swarmkeeper.testing.fake_comfyui.server import FakeComfyUI
+from swarmkeeper_doubles.fake_comfyui.options import FakeOptions, parse_fault
+from swarmkeeper_doubles.fake_comfyui.server import FakeComfyUI
 
 DESCRIPTION = "A fake ComfyUI server for tests: real HTTP and websockets on loopback, answering as ComfyUI does."
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m swarmkeeper.testing.fake_comfyui", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="python -m swarmkeeper_doubles.fake_comfyui", description=DESCRIPTION)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--job-seconds", type=float, default=0.1, help="sleep per prompt (default 0.1)")
@@ -50,7 +50,7 @@ async def serve_forever(options: FakeOptions, host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m swarmkeeper.testing.fake_comfyui --port N ...``"""
+    """``python -m swarmkeeper_doubles.fake_comfyui --port N ...``"""
     args = parse_args(argv)
     try:
         options = options_from(args)

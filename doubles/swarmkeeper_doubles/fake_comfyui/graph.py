@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject
 
 
 def is_link(value: Any) -> bool:

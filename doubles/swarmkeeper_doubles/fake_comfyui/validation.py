@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from swarmkeeper.testing.fake_comfyui.graph import is_link
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject
+from swarmkeeper_doubles.fake_comfyui.graph import is_link
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject
 
 
 def input_specs(info: JSONObject) -> dict[str, list[Any]]:

@@ -18,13 +18,13 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from swarmkeeper.testing.fake_comfyui.execution import Execution
-from swarmkeeper.testing.fake_comfyui.files import Files
-from swarmkeeper.testing.fake_comfyui.graph import signatures
-from swarmkeeper.testing.fake_comfyui.nodes import NodeResult
-from swarmkeeper.testing.fake_comfyui.options import FakeOptions, Fault
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject, fixture, now_ms
-from swarmkeeper.testing.fake_comfyui.validation import prompt_error, validate
+from swarmkeeper_doubles.fake_comfyui.execution import Execution
+from swarmkeeper_doubles.fake_comfyui.files import Files
+from swarmkeeper_doubles.fake_comfyui.graph import signatures
+from swarmkeeper_doubles.fake_comfyui.nodes import NodeResult
+from swarmkeeper_doubles.fake_comfyui.options import FakeOptions, Fault
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject, fixture, now_ms
+from swarmkeeper_doubles.fake_comfyui.validation import prompt_error, validate
 
 
 @dataclass

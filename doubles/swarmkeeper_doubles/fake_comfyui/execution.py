@@ -8,13 +8,13 @@ import random
 import string
 from typing import TYPE_CHECKING, Any
 
-from swarmkeeper.testing.fake_comfyui.graph import execution_order, is_link
-from swarmkeeper.testing.fake_comfyui.nodes import EVALUATORS, Batch, NodeFailure, NodeResult, Solid, first_batch
-from swarmkeeper.testing.fake_comfyui.png import encode_png, png_size
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject, now_ms
+from swarmkeeper_doubles.fake_comfyui.graph import execution_order, is_link
+from swarmkeeper_doubles.fake_comfyui.nodes import EVALUATORS, Batch, NodeFailure, NodeResult, Solid, first_batch
+from swarmkeeper_doubles.fake_comfyui.png import encode_png, png_size
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject, now_ms
 
 if TYPE_CHECKING:
-    from swarmkeeper.testing.fake_comfyui.engine import FakeComfy, Job
+    from swarmkeeper_doubles.fake_comfyui.engine import FakeComfy, Job
 
 
 class Execution:

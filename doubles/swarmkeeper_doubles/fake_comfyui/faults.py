@@ -9,10 +9,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from swarmkeeper.testing.fake_comfyui.options import Fault
+from swarmkeeper_doubles.fake_comfyui.options import Fault
 
 if TYPE_CHECKING:
-    from swarmkeeper.testing.fake_comfyui.engine import FakeComfy
+    from swarmkeeper_doubles.fake_comfyui.engine import FakeComfy
 
 
 GARBAGE_PAGE = "<!DOCTYPE html><html><body><h1>It works!</h1></body></html>"

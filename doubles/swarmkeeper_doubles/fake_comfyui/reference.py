@@ -1,4 +1,4 @@
-"""What the fake serves as a real ComfyUI 0.3.x does: the recorded answers in ``testing/data``,
+"""What the fake serves as a real ComfyUI 0.3.x does: the recorded answers in ``data``,
 its feature flags, its model folders and its timestamps."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MODEL_FOLDERS = [  # GET /models of ComfyUI 0.3.75
 
 @cache
 def fixture(name: str) -> Any:
-    """A recorded real-ComfyUI answer from ``testing/data`` (parsed once)."""
+    """A recorded real-ComfyUI answer from ``data`` (parsed once)."""
     return json.loads((DATA / name).read_text())
 
 

@@ -16,10 +16,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from swarmkeeper.testing.fake_comfyui.engine import Call, Client, FakeComfy
-from swarmkeeper.testing.fake_comfyui.faults import GarbageMiddleware
-from swarmkeeper.testing.fake_comfyui.options import Fault
-from swarmkeeper.testing.fake_comfyui.reference import MODEL_FOLDERS, SERVER_FEATURES, fixture
+from swarmkeeper_doubles.fake_comfyui.engine import Call, Client, FakeComfy
+from swarmkeeper_doubles.fake_comfyui.faults import GarbageMiddleware
+from swarmkeeper_doubles.fake_comfyui.options import Fault
+from swarmkeeper_doubles.fake_comfyui.reference import MODEL_FOLDERS, SERVER_FEATURES, fixture
 
 
 class ComfyJSON(JSONResponse):

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmkeeper.testing.fake_comfyui import parse_fault, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import parse_fault, run_fake_comfyui
 
-MAIN_TEXT = "from swarmkeeper.testing.fake_comfyui_script import main\n\nmain()\n"
+MAIN_TEXT = "from swarmkeeper_doubles.fake_comfyui_script import main\n\nmain()\n"
 GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import uvicorn
 
 from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
-from swarmkeeper.testing.fake_comfyui.engine import Call, FakeComfy
-from swarmkeeper.testing.fake_comfyui.faults import protocol_for
-from swarmkeeper.testing.fake_comfyui.options import FakeOptions, Fault
-from swarmkeeper.testing.fake_comfyui.routes import build_app
+from swarmkeeper_doubles.fake_comfyui.engine import Call, FakeComfy
+from swarmkeeper_doubles.fake_comfyui.faults import protocol_for
+from swarmkeeper_doubles.fake_comfyui.options import FakeOptions, Fault
+from swarmkeeper_doubles.fake_comfyui.routes import build_app
 
 
 class FakeComfyUI:

@@ -1,7 +1,7 @@
 """A fake ComfyUI server for tests: real HTTP and websockets on loopback, answering as ComfyUI does.
 
 It serves what a real ComfyUI 0.3.x sends (``shared/reference/comfyui-api.md``; the recorded traffic
-in ``swarmkeeper/testing/data``): the same JSON shapes, and the same websocket event sequences in
+in ``doubles/swarmkeeper_doubles/data``): the same JSON shapes, and the same websocket event sequences in
 the same order, for model-free graphs (``EmptyImage`` → ``ImageInvert`` → ``SaveImage``,
 ``PreviewImage``, ``SaveImageWebsocket``, ``LoadImage`` of an upload). Images are solid colours
 and the PNGs it serves are real ones. ``tests/test_comfyui_real.py`` runs the same prompt on both
@@ -31,12 +31,12 @@ In-process::
     async with run_fake_comfyui(job_seconds=0.05) as fake:
         ...  # fake.url, fake.calls_to("/free"), fake.set_fault("hang"), fake.engine
 
-As a process: ``python -m swarmkeeper.testing.fake_comfyui --port 8188 [--job-seconds 0.1]
+As a process: ``python -m swarmkeeper_doubles.fake_comfyui --port 8188 [--job-seconds 0.1]
 [--fault hang|garbage|close|crash_after=N|slow_object_info[=S]]``.
 
 The modules, one concept each:
 
-    reference.py    what a real ComfyUI answers, as recorded (``testing/data``)
+    reference.py    what a real ComfyUI answers, as recorded (``data``)
     options.py      FakeOptions, the faults and ``--fault`` values
     png.py          real PNGs of solid colours
     graph.py        links, ComfyUI's execution order, cache keys
@@ -51,12 +51,12 @@ The modules, one concept each:
     cli.py          the command line (``__main__.py`` runs it)
 """
 
-from swarmkeeper.testing.fake_comfyui.cli import main
-from swarmkeeper.testing.fake_comfyui.engine import Call, FakeComfy
-from swarmkeeper.testing.fake_comfyui.options import FakeOptions, Fault, parse_fault
-from swarmkeeper.testing.fake_comfyui.png import encode_png, png_size
-from swarmkeeper.testing.fake_comfyui.reference import fixture
-from swarmkeeper.testing.fake_comfyui.server import FakeComfyUI, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui.cli import main
+from swarmkeeper_doubles.fake_comfyui.engine import Call, FakeComfy
+from swarmkeeper_doubles.fake_comfyui.options import FakeOptions, Fault, parse_fault
+from swarmkeeper_doubles.fake_comfyui.png import encode_png, png_size
+from swarmkeeper_doubles.fake_comfyui.reference import fixture
+from swarmkeeper_doubles.fake_comfyui.server import FakeComfyUI, run_fake_comfyui
 
 __all__ = [
     "Call",

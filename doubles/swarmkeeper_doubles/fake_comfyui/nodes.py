@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject
 
 
 @dataclass(frozen=True)

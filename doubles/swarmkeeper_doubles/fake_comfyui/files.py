@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from swarmkeeper.testing.fake_comfyui.nodes import Batch
-from swarmkeeper.testing.fake_comfyui.png import encode_png
-from swarmkeeper.testing.fake_comfyui.reference import JSONObject
+from swarmkeeper_doubles.fake_comfyui.nodes import Batch
+from swarmkeeper_doubles.fake_comfyui.png import encode_png
+from swarmkeeper_doubles.fake_comfyui.reference import JSONObject
 
 
 class Files:
