@@ -15,7 +15,7 @@ from swarmkeeper.backends.comfyui_info import (
     parse_object_info,
 )
 
-RECORDED = Path(__file__).resolve().parent.parent / "doubles" / "swarmkeeper_doubles" / "data" / "object_info_noapi.json"
+RECORDED = Path(__file__).resolve().parent.parent / "doubles/swarmkeeper_doubles/data/object_info_noapi.json"
 
 
 def loader(input_name: str, options: Any) -> dict[str, Any]:
