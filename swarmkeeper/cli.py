@@ -48,6 +48,9 @@ def serve_parser(commands: Subcommands) -> None:
     _add_flag(serve, "require_accounts", type=_bool_flag, nargs="?", const=True, default=False,
               help="Callers must log in or use an API key (as UserAuthorization.AuthorizationRequired; see "
                    "'swarmkeeper users' to create the first owner).")
+    _add_flag(serve, "public_metrics", type=_bool_flag, nargs="?", const=True, default=False,
+              help="GET /metrics answers anyone who can connect, even with accounts on (default false: it needs "
+                   "a credential with view_logs).")
     _add_flag(serve, "backend_types", action="append", default=[], metavar="MODULE",
               help="Also register the BACKEND_TYPES of this Python module (a plug-in); may repeat.")
     _add_flag(serve, "log_format", choices=["text", "json"], default="text",
@@ -87,6 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
+                          public_metrics=args.public_metrics,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))

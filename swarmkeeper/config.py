@@ -33,6 +33,8 @@ class ServerConfig:
     user_id: str = "local"
     #: --require_accounts: named users must log in (or use an API key), as UserAuthorization.AuthorizationRequired.
     require_accounts: bool = False
+    #: --public_metrics: GET /metrics answers anyone, even with accounts on.
+    public_metrics: bool = False
     #: --ready_requires_backend: /health/ready needs at least one running backend.
     ready_requires_backend: bool = True
     #: Modules whose BACKEND_TYPES are registered after the built-in types (plug-ins).

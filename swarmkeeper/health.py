@@ -6,7 +6,9 @@
   ``running``; ``serve --ready_requires_backend false`` drops the last condition (a server that
   is only managed, never generated on).
 
-Both answer a small JSON object, never cached.
+Both answer a small JSON object, never cached. ``/health/ready`` gives its detail (the reason,
+how many backends, how many running) only to a caller who may list backends; anyone else (with
+accounts on: a caller without a credential) gets just ``{"status"}`` and the status code.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from swarmkeeper.api.credentials import permitted
+from swarmkeeper.api.permissions import VIEW_BACKENDS_LIST
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.features import Feature
 from swarmkeeper.types import JSONObject
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
     from swarmkeeper.services import Services
 
 NO_STORE = {"Cache-Control": "no-store"}
+#: Who sees why the server is (not) ready and its backend counts.
+DETAIL_FLAG = VIEW_BACKENDS_LIST
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,10 @@ class Readiness:
     reason: str = ""
     backends: int = 0
     running: int = 0
+
+    def status(self) -> JSONObject:
+        """What anyone may know: ready or not."""
+        return {"status": "ready" if self.ready else "not_ready"}
 
     def body(self) -> JSONObject:
         return {"status": "ready" if self.ready else "not_ready", "reason": self.reason,
@@ -58,8 +68,11 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    verdict = readiness(getattr(request.app.state, "services", None))
-    return JSONResponse(verdict.body(), status_code=200 if verdict.ready else 503, headers=NO_STORE)
+    services: Services | None = getattr(request.app.state, "services", None)
+    verdict = readiness(services)
+    detailed = services is not None and await permitted(services, request, DETAIL_FLAG)
+    body = verdict.body() if detailed else verdict.status()
+    return JSONResponse(body, status_code=200 if verdict.ready else 503, headers=NO_STORE)
 
 
 def health_routes() -> list[BaseRoute]:

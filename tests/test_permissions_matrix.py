@@ -19,15 +19,18 @@ import httpx
 import pytest
 
 from swarmkeeper.accounts.callers import account_user
+from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.api.permissions import (
     ADD_REMOVE_BACKENDS,
     ALL_FLAGS,
     CONTROL_MEM_CLEAN,
     EDIT_BACKENDS,
+    FUNDAMENTAL_FLAG,
     PUBLIC,
     RESTART_BACKENDS,
     TOGGLE_BACKENDS,
     VIEW_BACKENDS_LIST,
+    VIEW_LOGS,
     Level,
     PermissionFlag,
     role_permissions,
@@ -168,6 +171,28 @@ async def test_a_key_narrowed_to_a_role_holds_only_what_both_grant(server: Accou
         key = await server.key_for("root", role=role)
         data = (await server.new_session(key=key)).json()
         assert data["permissions"] == sorted(role_permissions(role)), role
+
+
+#: The plain HTTP endpoints that need a permission with accounts on (api/credentials.py), and the
+#: answer a caller without it gets: a status code, or for /health/ready the body's keys.
+HTTP_ENDPOINTS: dict[str, PermissionFlag] = {"/metrics": VIEW_LOGS, "/openapi.json": FUNDAMENTAL_FLAG,
+                                             "/health/ready": VIEW_BACKENDS_LIST}
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_http_endpoints_answer_each_role_as_its_flags_say(server: Accounted, role: str) -> None:
+    creds = await credentials_for(server, role)
+    for path, flag in HTTP_ENDPOINTS.items():
+        for kind, headers in (("api key", {"Authorization": f"Bearer {creds.key}"}),
+                              ("cookie", {"Cookie": f"{COOKIE}={await server.token_for(creds.name)}"}), ("none", {})):
+            response = await server.http.get(path, headers=headers)
+            server.http.cookies.clear()
+            allowed = kind != "none" and permitted(role, flag)
+            if path == "/health/ready":
+                assert (len(response.json()) > 1) is allowed, (path, role, kind)
+            else:
+                assert response.status_code == (200 if allowed else 401 if kind == "none" else 403), (path, role, kind)
+    assert (await server.http.get("/health/live")).status_code == 200
 
 
 def test_the_six_backend_flags_are_swarmuis() -> None:

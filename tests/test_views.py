@@ -17,7 +17,7 @@ from tests.servers import APIClient, in_process, test_config
 def rendered(cache: ListingCache, api: APIClient, **options: bool) -> dict:
     assert api.services is not None
     return json.loads(cache.render(api.services.registry.all(), nonreal=options.get("nonreal", True),
-                                   full_data=options.get("full_data", False)))
+                                   full_data=options.get("full_data", False), editor=options.get("editor", True)))
 
 
 async def one_disabled_dummy(api: APIClient) -> BackendRecord:
@@ -31,7 +31,7 @@ async def one_disabled_dummy(api: APIClient) -> BackendRecord:
 
 def answer(cache: ListingCache, api: APIClient, *, full_data: bool = False) -> RawJSON:
     assert api.services is not None
-    return cache.render(api.services.registry.all(), nonreal=False, full_data=full_data)
+    return cache.render(api.services.registry.all(), nonreal=False, full_data=full_data, editor=True)
 
 
 async def test_listing_equals_backend_json_key_for_key(data_dir: Path) -> None:
@@ -45,9 +45,9 @@ async def test_listing_equals_backend_json_key_for_key(data_dir: Path) -> None:
         record = registry.get(1)
         assert record is not None
         registry.claim(record)
-        for full_data in (False, True):
-            listing = rendered(ListingCache(), api, full_data=full_data)
-            expected = {str(r.id): backend_json(r, full_data=full_data) for r in registry.all()}
+        for full_data, editor in ((False, True), (True, True), (False, False)):
+            listing = rendered(ListingCache(), api, full_data=full_data, editor=editor)
+            expected = {str(r.id): backend_json(r, full_data=full_data, editor=editor) for r in registry.all()}
             assert listing == expected
             assert [list(entry) for entry in listing.values()] == [list(entry) for entry in expected.values()]
 

@@ -5,7 +5,7 @@
     store.py        the users table
     tokens.py       login tokens: SwarmUI's ``swarm_token`` cookie
     apikeys.py      API keys (``Authorization: Bearer swk_...``), stored hashed
-    throttle.py     failed logins slow down, then lock, per address and per user
+    throttle.py     password attempts (counted as they start) slow down, then lock, per address and per user
     audit.py        the audit log table; redact.py keeps secrets out of it
     service.py      Accounts: the pieces together (what the routes and the CLI call)
     source.py       AccountUsers: the UserSource the transport asks "who is calling?"

@@ -19,6 +19,7 @@ from swarmkeeper.accounts.callers import KeyUser
 from swarmkeeper.accounts.redact import redact
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Handler, Route
+from swarmkeeper.backends.settings import Private
 from swarmkeeper.exceptions import APIError, TransportError
 from swarmkeeper.types import JSONObject, RawJSON
 
@@ -46,8 +47,9 @@ def is_changing(route: Route) -> bool:
 
 
 def secret_settings(services: Services, arguments: dict[str, Any]) -> frozenset[str]:
-    """Names of the secret settings of the backend (or type) a call is about; of every type when
-    the call names neither, so nothing secret slips through."""
+    """Names of the settings of the backend (or type) a call is about that are secret or may hold
+    one (private: header lines); of every type when the call names neither, so nothing slips
+    through."""
     backend_type = None
     if isinstance(arguments.get("backend_id"), int):
         record = services.registry.get(arguments["backend_id"])
@@ -55,7 +57,7 @@ def secret_settings(services: Services, arguments: dict[str, Any]) -> frozenset[
     elif isinstance(arguments.get("type_id"), str):
         backend_type = services.types.get(arguments["type_id"])
     types = [backend_type] if backend_type is not None else list(services.types)
-    return frozenset(s.name for t in types for s in t.schema.settings if s.secret)
+    return frozenset(s.name for t in types for s in t.schema.settings if s.secret or s.private is not Private.NO)
 
 
 def backend_ids(arguments: dict[str, Any], result: Any) -> tuple[str | None, str | None]:

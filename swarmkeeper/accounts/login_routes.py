@@ -7,7 +7,7 @@ from typing import Annotated
 from swarmkeeper.accounts.callers import KeyUser
 from swarmkeeper.accounts.cookies import cleared_cookie, queue_cookie, token_cookie
 from swarmkeeper.accounts.errors import AccountError
-from swarmkeeper.accounts.login import log_in
+from swarmkeeper.accounts.login import begin_attempt, log_in, throttle_keys
 from swarmkeeper.accounts.passwords import login_digest, new_password_digest
 from swarmkeeper.accounts.service import DAY, Accounts, accounts_of
 from swarmkeeper.accounts.tokens import COOKIE
@@ -87,13 +87,13 @@ async def change_password(
     name = call.user.id
     if await accounts.users.get(name) is None:
         raise AccountError("The local owner has no password; passwords belong to user accounts.")
-    keys = [f"address:{client_host(call)}", f"user:{name}"]
-    refusal = accounts.throttle.check(keys)
+    address = client_host(call)
+    refusal = await begin_attempt(accounts, name, address)
     if refusal is not None:
         raise AccountError(refusal.message())
     if not await accounts.check_password(name, login_digest(name, oldPassword)):
-        accounts.throttle.failed(keys)
         raise AccountError("The current password is not right.")
+    accounts.throttle.succeeded(*throttle_keys(name, address))
     await accounts.set_password(name, new_password_digest(name, newPassword))
     queue_cookie(call.connection, cleared_cookie(call.connection))
     return {"success": True}

@@ -1,7 +1,8 @@
 """What of a call's parameters may go into the audit log: everything but secrets.
 
 A parameter is secret by its name (``password``, ``oldPassword``, ``token``, ``key``...); a
-backend setting is secret when its type's schema says so (``is_secret``) or by its name. Secret
+backend setting is secret when its type's schema says so (``is_secret``, or ``private``: values
+that may hold one, such as ``OtherHeaders``' header lines) or by its name. Secret
 values become ``<redacted>`` (``"\\t<secret>"`` for settings, as ListBackends shows them); long
 texts are clipped, and a huge body is recorded by its keys alone.
 """

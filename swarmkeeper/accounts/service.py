@@ -101,6 +101,7 @@ class Accounts:
         if role != "owner":
             await self._keep_an_owner(account, actor)
         await self.users.set_role(name, role)
+        self.sessions.access.notify()  # open push streams check their caller's rights again now
 
     async def set_password(self, name: str, digest: str) -> None:
         """A new password ends every login and session of the user (API keys stay)."""
@@ -140,6 +141,7 @@ class Accounts:
     async def revoke_key(self, key_id: str) -> bool:
         revoked = await self.keys.revoke(key_id)
         await self._end_key_sessions(key_id)
+        self.sessions.access.notify()  # also a stream that shows the key itself (Authorization: Bearer)
         return revoked
 
     async def _end_key_sessions(self, key_id: str) -> None:

@@ -1,11 +1,16 @@
-"""Login throttling: failed logins from one address, or for one user name, first slow down, then
-lock for a while.
+"""Login throttling: attempts from one address, or for one user name, first slow down, then lock
+for a while.
 
-Each key (``address:<ip>``, ``user:<name>``) counts its failures within a window. Past
-``free_failures`` the next attempt must wait (2 s, doubling, at most ``max_wait``); at
-``lock_after`` failures the key is locked for ``lock_seconds``. An attempt made too early is
-refused without checking the password, so parallel guessing gains nothing. A success clears the
-user's count (not the address's: one good account must not reset guessing at others).
+An attempt counts when it *starts*, before its password is checked, against each of its keys
+(``address:<ip>``, ``user:<name>``), so guesses sent in parallel are counted one by one while
+their checks are still running. Within a window, the first ``free_failures`` attempts go ahead
+at once; each later one must wait (2 s, doubling, at most ``max_wait``) after the one before it.
+An attempt made too early is refused without checking the password, and still counts: the one
+that brings a key to ``lock_after`` locks it for ``lock_seconds``. During a lock every attempt is
+refused, the right password too, and is not counted (a lock does not grow).
+
+A success takes back its own count: the user's whole count (not a lock that began meanwhile),
+and one from the address (one good account must not reset guessing at others).
 
 The state is in memory: a restart forgets it. It is bounded (``max_tracked`` keys).
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -27,19 +32,22 @@ class ThrottlePolicy:
     window_seconds: float = 900.0
     max_tracked: int = 10000
 
-    def wait_after(self, failures: int) -> float:
-        """How long to wait before the next attempt after this many failures."""
-        if failures <= self.free_failures:
+    def wait_after(self, attempts: int) -> float:
+        """How long to wait before the next attempt after this many unsuccessful ones."""
+        if attempts <= self.free_failures:
             return 0.0
-        return min(self.first_wait * 2.0 ** (failures - self.free_failures - 1), self.max_wait)
+        return min(self.first_wait * 2.0 ** (attempts - self.free_failures - 1), self.max_wait)
 
 
 @dataclass
 class _Record:
-    failures: int = 0
-    last_failure: float = 0.0
+    attempts: int = 0
+    last_attempt: float = 0.0
     next_allowed: float = 0.0
     locked_until: float = 0.0
+
+    def locked(self, now: float) -> bool:
+        return self.locked_until > now
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,15 @@ class Refusal:
         return f"Too many failed logins: wait {seconds} seconds before trying again."
 
 
+@dataclass(frozen=True)
+class Start:
+    """What :meth:`LoginThrottle.begin` decided: a refusal (None: check the password now), and
+    the keys this attempt locked (for the log and the audit log)."""
+
+    refusal: Refusal | None = None
+    locked: tuple[str, ...] = field(default=())
+
+
 class LoginThrottle:
     def __init__(self, policy: ThrottlePolicy | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy or ThrottlePolicy()
@@ -61,55 +78,75 @@ class LoginThrottle:
         self._records: dict[str, _Record] = {}
 
     def check(self, keys: Iterable[str]) -> Refusal | None:
-        """None if an attempt may go ahead now; else how long until it may."""
+        """None if an attempt would go ahead now; else how long until it would (counts nothing)."""
         now = self.clock()
-        found = (self._refusal(self._records[key], now) for key in keys if key in self._records)
-        refusals = [refusal for refusal in found if refusal is not None]
-        if not refusals:
+        refusals = [self._refusal(self._records[key], now) for key in keys if key in self._records]
+        found = [refusal for refusal in refusals if refusal is not None]
+        if not found:
             return None
-        return max(refusals, key=lambda refusal: (refusal.locked, refusal.retry_after))
+        return max(found, key=lambda refusal: (refusal.locked, refusal.retry_after))
 
     @staticmethod
     def _refusal(record: _Record, now: float) -> Refusal | None:
-        if record.locked_until > now:
+        if record.locked(now):
             return Refusal(record.locked_until - now, locked=True)
         if record.next_allowed > now:
             return Refusal(record.next_allowed - now, locked=False)
         return None
 
-    def failed(self, keys: Iterable[str]) -> list[str]:
-        """Count a failure against each key; returns the keys this failure locked."""
+    def begin(self, keys: Iterable[str]) -> Start:
+        """Count an attempt against each key, now, and say whether it may check its password."""
+        keys = list(keys)
+        refusal = self.check(keys)
+        if refusal is not None and refusal.locked:
+            return Start(refusal)
         now = self.clock()
-        locked = []
-        for key in keys:
-            record = self._records.setdefault(key, _Record())
-            if now - record.last_failure > self.policy.window_seconds:
-                record.failures = 0
-            record.failures += 1
-            record.last_failure = now
-            record.next_allowed = now + self.policy.wait_after(record.failures)
-            if record.failures >= self.policy.lock_after and record.locked_until <= now:
-                record.locked_until = now + self.policy.lock_seconds
-                record.failures = 0
-                locked.append(key)
+        locked = tuple(key for key in keys if self._count(key, now, early=refusal is not None))
         self._prune(now)
-        return locked
+        if locked:
+            return Start(Refusal(self.policy.lock_seconds, locked=True), locked)
+        return Start(refusal)
 
-    def succeeded(self, key: str) -> None:
-        self._records.pop(key, None)
+    def _count(self, key: str, now: float, *, early: bool) -> bool:
+        """One more attempt on ``key``; True if it locked the key."""
+        record = self._records.setdefault(key, _Record())
+        if now - record.last_attempt > self.policy.window_seconds:
+            record.attempts = 0
+        record.attempts += 1
+        record.last_attempt = now
+        if record.attempts >= self.policy.lock_after:
+            record.locked_until = now + self.policy.lock_seconds
+            record.attempts = 0
+            record.next_allowed = 0.0
+            return True
+        if not early:
+            record.next_allowed = now + self.policy.wait_after(record.attempts)
+        return False
+
+    def succeeded(self, user_key: str, address_key: str) -> None:
+        """The attempt counted by :meth:`begin` found the right password: take its count back."""
+        now = self.clock()
+        user = self._records.get(user_key)
+        if user is not None and not user.locked(now):
+            del self._records[user_key]
+        address = self._records.get(address_key)
+        if address is not None and address.attempts > 0:
+            address.attempts -= 1
+            address.next_allowed = min(address.next_allowed,
+                                       address.last_attempt + self.policy.wait_after(address.attempts))
 
     def _prune(self, now: float) -> None:
         if len(self._records) <= self.policy.max_tracked:
             return
         stale = [key for key, record in self._records.items()
-                 if record.locked_until <= now and now - record.last_failure > self.policy.window_seconds]
+                 if not record.locked(now) and now - record.last_attempt > self.policy.window_seconds]
         for key in stale:
             del self._records[key]
         overflow = len(self._records) - self.policy.max_tracked
         if overflow > 0:
             def evict_order(key: str) -> tuple[bool, float]:  # unlocked first, then the oldest
                 record = self._records[key]
-                return record.locked_until > now, record.last_failure
+                return record.locked(now), record.last_attempt
 
             oldest = sorted(self._records, key=evict_order)[:overflow]
             for key in oldest:

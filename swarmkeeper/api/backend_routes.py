@@ -29,6 +29,11 @@ BACKEND_EXAMPLE = """
 """
 
 
+def may_edit(call: APICall) -> bool:
+    """Whether the caller sees private settings (header lines that may hold tokens) as they are."""
+    return call.user.may(EDIT_BACKENDS)
+
+
 def refuse_if_locked(call: APICall) -> None:
     if call.services.config.lock_settings:
         raise APIError("Settings are locked.")
@@ -54,7 +59,8 @@ async def list_backends(
     full_data: Annotated[bool, "If true, include 'full data' (current_model) for each backend."] = False,
 ) -> RawJSON:
     """Returns a list of currently registered backends, keyed by id, in ascending id order."""
-    return call.services.listing.render(call.services.registry.all(), nonreal=nonreal, full_data=full_data)
+    return call.services.listing.render(call.services.registry.all(), nonreal=nonreal, full_data=full_data,
+                                        editor=may_edit(call))
 
 
 @routes.route("AddNewBackend", flag=ADD_REMOVE_BACKENDS, returns="{" + BACKEND_EXAMPLE + "}")
@@ -63,7 +69,7 @@ async def add_new_backend(call: APICall, type_id: Annotated[str, "ID of what typ
     """Add a new backend of the specified type, with default settings. Returns it (usually 'waiting')."""
     refuse_if_locked(call)
     log.warning("User %s requested add of new backend of type %s", call.user.id, type_id)
-    return backend_json(await call.services.manager.add(type_id))
+    return backend_json(await call.services.manager.add(type_id), editor=may_edit(call))
 
 
 @routes.route("DeleteBackend", flag=ADD_REMOVE_BACKENDS, returns='"result": "Deleted."')
@@ -103,7 +109,7 @@ async def edit_backend(
     if not isinstance(settings, dict):
         raise APIError("Missing settings.")
     log.warning("User %s requested edit of backend %s", call.user.id, backend_id)
-    return backend_json(await call.services.manager.edit(backend_id, title, settings, new_id))
+    return backend_json(await call.services.manager.edit(backend_id, title, settings, new_id), editor=may_edit(call))
 
 
 @routes.route("RestartBackends", flag=RESTART_BACKENDS, returns='"result": "Success.", "count": 1')

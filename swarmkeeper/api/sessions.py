@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from swarmkeeper.api.access import AccessChanges
 from swarmkeeper.db import Database
 
 TOUCH_INTERVAL = 60.0
@@ -29,6 +30,8 @@ class SessionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._sessions: dict[str, Session] = {}
+        #: Notified when a session ends (and by the accounts when rights shrink otherwise).
+        self.access = AccessChanges()
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT id, user_id, source, created, last_used FROM sessions")
@@ -60,8 +63,10 @@ class SessionStore:
         for sid in ended:
             del self._sessions[sid]
         await self.db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+        self.access.notify()
         return len(ended)
 
     async def end(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
         await self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self.access.notify()

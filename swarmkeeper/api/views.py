@@ -16,18 +16,20 @@ from swarmkeeper.timefmt import time_since
 from swarmkeeper.types import JSONObject, RawJSON
 
 
-def backend_json(record: BackendRecord, *, full_data: bool = False, now: float | None = None) -> JSONObject:
-    """One backend, keys in SwarmUI's order, then swarmkeeper's extra fields."""
-    return {**_head(record), **_time_fields(record, now), **_tail(record, full_data)}
+def backend_json(record: BackendRecord, *, editor: bool, full_data: bool = False,
+                 now: float | None = None) -> JSONObject:
+    """One backend, keys in SwarmUI's order, then swarmkeeper's extra fields. ``editor``: the
+    caller may edit backends, and sees private settings (header lines) as they are."""
+    return {**_head(record, editor), **_time_fields(record, now), **_tail(record, full_data)}
 
 
-def _head(record: BackendRecord) -> JSONObject:
+def _head(record: BackendRecord, editor: bool) -> JSONObject:
     backend = record.backend
     return {
         "type": record.type.id,
         "status": str(record.status),
         "id": record.id,
-        "settings": record.type.schema.public(record.settings),
+        "settings": record.type.schema.public(record.settings, editor=editor),
         "modcount": record.modcount,
         "features": sorted(backend.features),
         "enabled": record.enabled,
@@ -90,24 +92,27 @@ class ListingCache:
     backend's cached entry, rebuilt only when that backend changed (``record.version``)."""
 
     def __init__(self) -> None:
-        self._fragments: dict[tuple[int, bool], tuple[int, int, bytes, bytes]] = {}
-        self._listings: dict[tuple[bool, bool], _Listing] = {}
+        #: (record, full_data, editor) -> (version, id, head, tail)
+        self._fragments: dict[tuple[int, bool, bool], tuple[int, int, bytes, bytes]] = {}
+        self._listings: dict[tuple[bool, bool, bool], _Listing] = {}
 
-    def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool) -> RawJSON:
+    def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool,
+               editor: bool) -> RawJSON:
+        """The answer; ``editor`` (the caller may edit backends) shows private settings unmasked."""
         now = time.monotonic()
-        last = self._listings.get((nonreal, full_data))
+        last = self._listings.get((nonreal, full_data, editor))
         if last is not None and last.records is records and last.ticks == ChangeClock.ticks and now < last.until:
             return last.body
         ticks = ChangeClock.ticks
         until = math.inf
         parts: list[bytes] = []
-        seen: set[tuple[int, bool]] = set()
+        seen: set[tuple[int, bool, bool]] = set()
         for record in records:
             if not (nonreal or record.real):
                 continue
-            key = (id(record), full_data)
+            key = (id(record), full_data, editor)
             seen.add(key)
-            head, tail = self._fragment(key, record, full_data)
+            head, tail = self._fragment(key, record)
             if record.last_used is None:
                 middle = _NEVER_USED
             else:
@@ -115,17 +120,18 @@ class ListingCache:
                 until = min(until, record.last_used + int(now - record.last_used) + 1)
             parts.append(b'"%d":{%s,%s,%s}' % (record.id, head, middle, tail))
         for stale in self._fragments.keys() - seen:
-            if stale[1] == full_data:
+            if stale[1:] == (full_data, editor):
                 del self._fragments[stale]
         body = RawJSON(b"{" + b",".join(parts) + b"}")
-        self._listings[(nonreal, full_data)] = _Listing(records, ticks, until, body)
+        self._listings[(nonreal, full_data, editor)] = _Listing(records, ticks, until, body)
         return body
 
-    def _fragment(self, key: tuple[int, bool], record: BackendRecord, full_data: bool) -> tuple[bytes, bytes]:
+    def _fragment(self, key: tuple[int, bool, bool], record: BackendRecord) -> tuple[bytes, bytes]:
         cached = self._fragments.get(key)
         if cached is not None and cached[0] == record.version and cached[1] == record.id:
             return cached[2], cached[3]
-        head = orjson.dumps(_head(record))[1:-1]
+        _, full_data, editor = key
+        head = orjson.dumps(_head(record, editor))[1:-1]
         tail = orjson.dumps(_tail(record, full_data))[1:-1]
         self._fragments[key] = (record.version, record.id, head, tail)
         return head, tail

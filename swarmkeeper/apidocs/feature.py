@@ -1,5 +1,6 @@
 """``GET /openapi.json``: the OpenAPI document of the running server's routes (built once, at the
-first request, when every feature has added its routes)."""
+first request, when every feature has added its routes). With accounts on, it needs a credential
+(any role: ``fundamental``); the same reference is in docs/api/ for everyone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from swarmkeeper.api.credentials import refusal
+from swarmkeeper.api.permissions import FUNDAMENTAL_FLAG
 from swarmkeeper.apidocs.openapi import openapi_document
 from swarmkeeper.features import Feature
 
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from swarmkeeper.services import Services
 
 EXTRA_KEY = "openapi_json"
+#: The permission reading the document needs when accounts are on: any logged-in caller holds it.
+DOCS_FLAG = FUNDAMENTAL_FLAG
 
 
 def http_paths(request: Request) -> set[str]:
@@ -25,6 +30,9 @@ def http_paths(request: Request) -> set[str]:
 
 async def openapi_json(request: Request) -> Response:
     services: Services = request.app.state.services
+    refused = await refusal(services, request, DOCS_FLAG)
+    if refused is not None:
+        return refused
     body = services.extra.get(EXTRA_KEY)
     if body is None:
         body = services.extra[EXTRA_KEY] = orjson.dumps(openapi_document(services.routes, http_paths(request)))

@@ -117,12 +117,14 @@ def _json_get(summary: str, *codes: str, content_type: str = "application/json")
 
 #: The server's other HTTP endpoints, listed when the running app has them.
 OPERATIONS: dict[str, JSONObject] = {
-    "/metrics": _json_get("Metrics: Prometheus text format (OpenMetrics when asked).", "200",
-                          content_type="text/plain"),
+    "/metrics": _json_get("Metrics: Prometheus text format (OpenMetrics when asked). With accounts on: a "
+                          "credential holding view_logs (401 without one, 403 without the permission), unless "
+                          "--public_metrics.", "200", content_type="text/plain"),
     "/health/live": _json_get("Liveness: 200 while the process answers.", "200"),
-    "/health/ready": _json_get("Readiness: 200 when a backend is running (or as configured), else 503.",
-                               "200", "503"),
-    "/openapi.json": _json_get("OpenAPI: this document.", "200"),
+    "/health/ready": _json_get("Readiness: 200 when a backend is running (or as configured), else 503. The reason "
+                               "and backend counts only for a caller holding view_backends_list.", "200", "503"),
+    "/openapi.json": _json_get("OpenAPI: this document. With accounts on: any credential (401 without one).",
+                               "200"),
 }
 
 

@@ -9,7 +9,8 @@ attributes::
         OverQueue: int = integer(1, "How many extra requests may queue up on this backend.")
 
 That one declaration drives ``ListBackendTypes`` (:meth:`Schema.describe`), what
-``ListBackends`` shows (:meth:`Schema.public`, secrets masked), the strict coercion of what the
+``ListBackends`` shows (:meth:`Schema.public`, secrets masked; values that may hold secrets
+masked for callers who may not edit backends), the strict coercion of what the
 web UI sends (:meth:`Schema.overlay`), and the ``Backends.fds`` section with its comment lines
 (:meth:`Schema.to_fds` / :meth:`Schema.from_stored`). Code reads values as typed attributes.
 """
@@ -30,6 +31,20 @@ S = TypeVar("S")
 
 #: Longest text a setting (or a title) may hold; SwarmUI has no limit, a 1 MB title helps nobody.
 MAX_TEXT_LENGTH = 65536
+
+
+class Private(StrEnum):
+    """Whether a setting that is not a SwarmUI secret may still hold one (a token in a header line),
+    and how it is masked for callers who may not edit backends and in the audit log. Callers who
+    may edit backends see it as it is (unlike a ``secret``, which nobody sees)."""
+
+    NO = ""
+    WHOLE = "whole"  # the whole value is masked
+    HEADER_VALUES = "header_values"  # ``Name: value`` lines: the names are shown, each value masked
+
+
+#: What a masked value (or part of one) reads as.
+MASKED = "<secret>"
 
 
 class SettingKind(StrEnum):
@@ -53,6 +68,7 @@ class Setting:
     placeholder: str = ""
     secret: bool = False
     options: tuple[tuple[str, str], ...] | None = None  # (value, display name) for dropdowns
+    private: Private = Private.NO
 
     def describe(self) -> JSONObject:
         """The setting's entry in ListBackendTypes, all seven keys always present."""
@@ -70,11 +86,22 @@ class Setting:
             "value_names": names,
         }
 
-    def public(self, value: SettingValue) -> SettingValue:
-        """The value as the API shows it: a non-empty secret becomes the placeholder."""
+    def public(self, value: SettingValue, *, editor: bool) -> SettingValue:
+        """The value as the API shows it: a non-empty secret becomes the placeholder; a private
+        value is masked unless the caller may edit backends (``editor``)."""
         if self.secret and value != "":
             return SECRET_PLACEHOLDER
+        if self.private is not Private.NO and not editor:
+            return self.masked(value)
         return value
+
+    def masked(self, value: SettingValue) -> SettingValue:
+        """A private value as those who may not edit it see it (unchanged if not private or empty)."""
+        if self.private is Private.NO or value == "":
+            return value
+        if self.private is Private.HEADER_VALUES and isinstance(value, str):
+            return "\n".join(_masked_header(line) for line in value.split("\n"))
+        return MASKED
 
     def coerce(self, raw: Any) -> SettingValue:
         """Parse an incoming value (the web UI sends numbers as strings); SettingsError if it can't."""
@@ -96,7 +123,7 @@ class Setting:
 
     def _shown(self, text: str) -> str:
         """A refused value as an error may quote it: never a secret's (errors reach logs and the audit log)."""
-        return "<secret>" if self.secret else _clip(text)
+        return MASKED if self.secret or self.private is not Private.NO else _clip(text)
 
     def _parse(self, raw: Any, parser: Callable[[str], SettingValue | None], type_name: str) -> SettingValue:
         if isinstance(raw, bool) and self.kind is SettingKind.BOOLEAN:
@@ -116,6 +143,16 @@ def _text_form(raw: Any) -> str:
     return dotnet.to_text(raw)
 
 
+def _masked_header(line: str) -> str:
+    """``Name: value`` as ``Name: <secret>``; a line that is not a header line is masked whole."""
+    name, colon, value = line.partition(":")
+    if not line.strip():
+        return line
+    if not colon or not name.strip() or any(c in name for c in " \t\r"):
+        return MASKED
+    return f"{name}: {MASKED}" if value.strip() else f"{name}:"
+
+
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -126,9 +163,11 @@ def _declare(kind: SettingKind, default: SettingValue, description: str, **extra
     return dataclasses.field(default=default, metadata={"setting": (kind, description, extra)})
 
 
-def text(default: str = "", description: str = "", *, placeholder: str = "", secret: bool = False) -> Any:
-    """A text setting; ``secret=True`` masks it in every API answer."""
-    return _declare(SettingKind.TEXT, default, description, placeholder=placeholder, secret=secret)
+def text(default: str = "", description: str = "", *, placeholder: str = "", secret: bool = False,
+         private: Private = Private.NO) -> Any:
+    """A text setting; ``secret=True`` masks it in every API answer; ``private`` masks it for
+    callers who may not edit backends, and in the audit log (see :class:`Private`)."""
+    return _declare(SettingKind.TEXT, default, description, placeholder=placeholder, secret=secret, private=private)
 
 
 def integer(default: int, description: str = "") -> Any:
@@ -165,9 +204,9 @@ class Schema(Generic[S]):
     def as_dict(self, values: S) -> dict[str, SettingValue]:
         return {s.name: getattr(values, s.name) for s in self.settings}
 
-    def public(self, values: S) -> JSONObject:
-        """Values as ListBackends shows them, secrets masked."""
-        return {s.name: s.public(getattr(values, s.name)) for s in self.settings}
+    def public(self, values: S, *, editor: bool) -> JSONObject:
+        """Values as ListBackends shows them, secrets masked (private ones too, unless ``editor``)."""
+        return {s.name: s.public(getattr(values, s.name), editor=editor) for s in self.settings}
 
     def overlay(self, current: S, incoming: Mapping[str, Any]) -> S:
         """SwarmUI's partial overlay: exact names only, unknown keys ignored, an echoed secret

@@ -10,9 +10,11 @@ polling every 3 s as SwarmUI's page does. What goes down the stream::
     : ping                           a heartbeat comment, every ``heartbeat`` seconds
 
 The session and the ``view_backends_list`` permission are checked as an API call checks them,
-and again while the stream is open (a session that ends, or a user who loses the permission,
-ends the stream). A stream ends, and its subscription with it, when the client leaves, the
-session ends, or the server starts to exit.
+and again while the stream is open: at once when rights may have shrunk anywhere in the server
+(``sessions.access``: a logout, a role change, a removed user, a revoked key), and every
+``recheck_every`` seconds for changes made from outside (the ``swarmkeeper users`` command). A
+caller who lost the permission gets nothing more: the stream ends. A stream ends, and its
+subscription with it, when the client leaves, the session ends, or the server starts to exit.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from swarmkeeper.api.access import AccessChanges
 from swarmkeeper.api.permissions import VIEW_BACKENDS_LIST
 from swarmkeeper.api.transport import SwarmJSONResponse, error_body
 from swarmkeeper.api.users import User
@@ -57,6 +60,8 @@ class StreamPolicy:
     retry_ms: int = 1000
     #: Seconds an idle stream waits before checking its session and the server's exit flag.
     check_every: float = 0.5
+    #: Seconds between checks of the caller's rights when nothing in this server changed them.
+    recheck_every: float = 1.0
 
 
 def sse_message(event: str, data: JSONObject) -> str:
@@ -107,9 +112,14 @@ class EventStream:
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:
         await _write(send, f"retry: {self.policy.retry_ms}\n" + sse_message("ready", {}))
-        lost, last_beat = 0, time.monotonic()
+        lost, last_beat, last_check = 0, time.monotonic(), time.monotonic()
         while self._session_alive() and not self.exiting():
-            events = await _next_events(subscription, self.policy.check_every)
+            events, changed = await _next_events(subscription, self.services.sessions.access,
+                                                 self.policy.check_every)
+            if changed or time.monotonic() - last_check >= self.policy.recheck_every:
+                last_check = time.monotonic()
+                if not await self._still_permitted():
+                    return  # nothing more for a caller who lost the right to see it, not even queued events
             if subscription.lost != lost:
                 lost = subscription.lost
                 await _write(send, sse_message("resync", {"lost": lost}))
@@ -117,8 +127,6 @@ class EventStream:
                 await _write(send, "".join(event_message(event) for event in events))
             if time.monotonic() - last_beat >= self.policy.heartbeat:
                 last_beat = time.monotonic()
-                if not await self._still_permitted():
-                    return
                 await _write(send, ": ping\n\n")
 
     def _session_alive(self) -> bool:
@@ -132,17 +140,21 @@ class EventStream:
         return True
 
 
-async def _next_events(subscription: Subscription, wait: float) -> list[BackendEvent]:
-    """The next event and any queued behind it, or none after ``wait`` seconds."""
+async def _next_events(subscription: Subscription, access: AccessChanges,
+                       wait: float) -> tuple[list[BackendEvent], bool]:
+    """The next event and any queued behind it (none after ``wait`` seconds), and whether rights
+    changed meanwhile (which ends the wait at once)."""
+    getting = asyncio.ensure_future(subscription.get())
+    changing = asyncio.ensure_future(access.wait())
     try:
-        async with asyncio.timeout(wait):
-            first = await subscription.get()
-    except TimeoutError:
-        return []
-    events = [first]
-    while (queued := subscription.get_nowait()) is not None:
-        events.append(queued)
-    return events
+        await asyncio.wait({getting, changing}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _cancel(getting, changing)  # a cancelled get takes nothing off the queue
+    events = [getting.result()] if getting.done() and not getting.cancelled() else []
+    if events:
+        while (queued := subscription.get_nowait()) is not None:
+            events.append(queued)
+    return events, changing.done() and not changing.cancelled()
 
 
 def _log_failure(pump: asyncio.Task[None]) -> None:
@@ -166,7 +178,7 @@ async def _send_quietly(send: Send, message: Message) -> None:
         await send(message)
 
 
-async def _cancel(*tasks: asyncio.Task[None]) -> None:
+async def _cancel(*tasks: asyncio.Future[Any]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -17,7 +17,7 @@ from swarmkeeper.web.stream import StreamPolicy
 from tests.servers import APIClient, LoopbackServer, on_loopback, test_config
 from tests.web.support import WEB_TYPES, RoleUsers, SSEMessage, sse_messages
 
-QUICK = StreamPolicy(heartbeat=0.05, retry_ms=250, check_every=0.02)
+QUICK = StreamPolicy(heartbeat=0.05, retry_ms=250, check_every=0.02, recheck_every=0.05)
 
 
 @pytest.fixture
