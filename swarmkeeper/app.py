@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from swarmkeeper.accounts.feature import FEATURE as ACCOUNTS
+from swarmkeeper.adoption import ADOPTION
 from swarmkeeper.api import backend_routes, basic_routes, log_routes
 from swarmkeeper.api.model_routes import MODELS
 from swarmkeeper.api.routes import RouteTable
@@ -22,7 +23,6 @@ from swarmkeeper.api.users import LocalOwner
 from swarmkeeper.apidocs.feature import OPENAPI
 from swarmkeeper.backends.base import BackendServices, BackendType, PortCounter, TypeCatalog
 from swarmkeeper.backends.builtin import BUILTIN_TYPES
-from swarmkeeper.backends.comfyui_adoption import ADOPTION
 from swarmkeeper.backends.lifecycle import InitPolicy, Lifecycle
 from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry

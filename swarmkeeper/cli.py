@@ -175,7 +175,7 @@ def audit_parser(commands: Subcommands) -> None:
 def logs_parser(commands: Subcommands) -> None:
     import os
 
-    from swarmkeeper.backend_logs import DEFAULT_URL, KEY_ENV, URL_ENV
+    from swarmkeeper.cli_client.logs import DEFAULT_URL, KEY_ENV, URL_ENV
 
     logs = commands.add_parser("logs", help="Print a backend's log lines (a self-started ComfyUI's output too) "
                                             "from a running server.")
@@ -195,7 +195,7 @@ def logs_parser(commands: Subcommands) -> None:
 def run_logs(args: argparse.Namespace) -> int:
     import asyncio
 
-    from swarmkeeper.backend_logs import LogRequest, print_logs
+    from swarmkeeper.cli_client.logs import LogRequest, print_logs
 
     request = LogRequest(backend_id=args.backend_id, url=args.url, api_key=args.api_key, follow=args.follow,
                          lines=max(0, args.lines), interval=max(0.1, args.interval))

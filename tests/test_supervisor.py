@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from swarmkeeper.backends.process_status import public_status
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.process.launch import LaunchError
 from swarmkeeper.process.policy import ExitDecision, RestartPolicy, decide
-from swarmkeeper.process.states import TRANSITIONS, ProcessState, TransitionError, check_transition, public_status
+from swarmkeeper.process.states import TRANSITIONS, ProcessState, TransitionError, check_transition
 from swarmkeeper.process.supervisor import ProcessFailed, Supervisor, describe_exit, exit_reason
 from tests.process_fakes import FakeClock, FakeLauncher, FakeProcess, FakeSpawner, StateLog
 

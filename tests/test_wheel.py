@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: What a checkout holds beside the package (the doubles included, to prove they stay out).
+SOURCES = ("pyproject.toml", "README.md", "swarmkeeper", "doubles")
 
 
 def build_wheel(out: Path) -> Path:
+    """Build from a copy of the sources, so the build leaves nothing in the checkout."""
+    source = out / "source"
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "--wheel-dir", str(out), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = out.glob("swarmkeeper-*.whl")
     return wheel
 

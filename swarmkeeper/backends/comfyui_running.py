@@ -9,7 +9,7 @@ same pid, start time and command line, or it is another process and is never tou
 - its backend is there, enabled, of the same type, with the same settings fingerprint: adopted
   (comfyui_selfstart.py probes it; one that does not answer is stopped and launched anew);
 - its backend's settings changed while the server was down: stopped, then launched anew;
-- its backend is gone, disabled, or of another type now: stopped (comfyui_adoption.py).
+- its backend is gone, disabled, or of another type now: stopped (swarmkeeper/adoption.py).
 
 Every recorded port is reserved in the port counter, so no other backend is given it.
 """

@@ -32,6 +32,7 @@ from swarmkeeper.backends.comfyui_running import (
 )
 from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSettings
 from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
+from swarmkeeper.backends.process_status import public_status
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.exceptions import BackendConfigError
@@ -39,7 +40,7 @@ from swarmkeeper.metrics import AdoptionOutcome, RestartCause
 from swarmkeeper.process.launch import LaunchError, LaunchSpec, check_start_script, clean_script_text, script_spec
 from swarmkeeper.process.policy import RestartPolicy
 from swarmkeeper.process.records import ProcessRecord
-from swarmkeeper.process.states import ProcessState, public_status
+from swarmkeeper.process.states import ProcessState
 from swarmkeeper.process.supervisor import Adoption, ProcessFailed, Supervisor
 from swarmkeeper.types import JSONObject
 

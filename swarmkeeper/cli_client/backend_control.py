@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from swarmkeeper.backend_logs import LogReader, LogRequest
 from swarmkeeper.cli_client.backend_edits import backend_entry
 from swarmkeeper.cli_client.context import Context, ExitCode, Refused, UsageError
+from swarmkeeper.cli_client.logs import LogReader, LogRequest
 from swarmkeeper.types import JSONObject
 
 ON = ("on", "true", "enable", "enabled", "yes")

@@ -1,17 +1,10 @@
-"""The states of a supervised process, the transitions allowed between them, and their one
-mapping to SwarmUI's public statuses (which users see in ``ListBackends``).
-
-Internal states are finer than SwarmUI's: ``BACKOFF`` (crashed, relaunching soon) and
-``STARTING`` both show as ``loading``; ``STOPPING`` and ``STOPPED`` both show as ``disabled``.
-``ADOPTING`` (a process an earlier server started, being probed) shows as ``loading`` and
-``DETACHED`` (left running for the next server) as ``disabled``.
+"""The states of a supervised process and the transitions allowed between them. This module
+knows nothing of backends: how each state shows to users is ``backends.process_status``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-from swarmkeeper.backends.status import BackendStatus
 
 
 class ProcessState(StrEnum):
@@ -63,20 +56,3 @@ def check_transition(old: ProcessState, new: ProcessState) -> str:
         return TRANSITIONS[(old, new)]
     except KeyError:
         raise TransitionError(f"process state cannot go from {old} to {new}") from None
-
-
-_PUBLIC: dict[ProcessState, BackendStatus] = {
-    S.STOPPED: BackendStatus.DISABLED,
-    S.STARTING: BackendStatus.LOADING,
-    S.RUNNING: BackendStatus.RUNNING,
-    S.BACKOFF: BackendStatus.LOADING,
-    S.STOPPING: BackendStatus.DISABLED,
-    S.FATAL: BackendStatus.ERRORED,
-    S.ADOPTING: BackendStatus.LOADING,
-    S.DETACHED: BackendStatus.DISABLED,
-}
-
-
-def public_status(state: ProcessState) -> BackendStatus:
-    """The SwarmUI status a backend shows while its process is in ``state`` (the only mapping)."""
-    return _PUBLIC[state]

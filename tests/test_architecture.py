@@ -1,0 +1,33 @@
+"""docs/architecture.md tells the truth: every top-level part of the package is on its map, and the
+imports keep to the layers it draws (the import-linter contracts in pyproject.toml)."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+from pathlib import Path
+
+from importlinter.cli import lint_imports
+
+import swarmkeeper
+
+ROOT = Path(__file__).resolve().parent.parent
+MAP = (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_every_top_level_module_and_package_is_on_the_map() -> None:
+    parts = [info.name + ("/" if info.ispkg else ".py") for info in pkgutil.iter_modules(swarmkeeper.__path__)]
+    missing = [part for part in parts if not re.search(rf"(?m)^\s+{re.escape(part)}|[\s:]{re.escape(part)}", MAP)]
+    assert parts and missing == []
+
+
+def test_every_package_in_the_layers_drawing_exists() -> None:
+    drawing = MAP.split("## The layers", 1)[1].split("```")[1]
+    names = set(re.findall(r"[a-z_]+", drawing)) - {"entry", "points", "wiring", "features", "the", "api", "core",
+                                                    "settings", "registry", "below", "it", "basics"}
+    known = {info.name for info in pkgutil.iter_modules(swarmkeeper.__path__)}
+    assert names - known == set()
+
+
+def test_imports_keep_to_the_layers() -> None:
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
