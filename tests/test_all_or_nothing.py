@@ -16,7 +16,7 @@ import pytest
 
 from swarmkeeper import fds
 from tests.disk_support import SmallDisk, process_alive, small_disk
-from tests.servers import APIClient, ServerProcess, on_loopback, test_config
+from tests.servers import DUMMY_TYPES, APIClient, ServerProcess, in_process, on_loopback, test_config
 
 FULL = "Could not save the backends file: No space left on device. Nothing was changed."
 READ_ONLY = "Could not save the backends file: Read-only file system. Nothing was changed."
@@ -181,3 +181,24 @@ async def test_no_process_is_left_behind(disk: SmallDisk) -> None:
         await wait_for(lambda: not process_alive(second), "the graceful stop to end the backend's process")
     finally:
         server.stop()
+
+
+async def test_a_delete_cut_off_at_exit_still_stops_the_process(data_dir: Path) -> None:
+    """A delete waiting for a busy backend's work when the server stops (uvicorn cancels requests
+    still running after its grace period): the program shutdown stops the process it left."""
+    config = test_config(data_dir, backend_type_modules=(*DUMMY_TYPES, "tests.web.process_backend"))
+    async with in_process(config) as api:
+        assert api.services is not None
+        manager = api.services.manager
+        await api.ok("AddNewBackend", type_id="test_process")
+        pid = (await api.wait_status(0, "running"))["pid"]
+        record = manager.get(0)
+        while not record.saturated:
+            manager.registry.claim(record)  # every slot busy: a clean shutdown waits for them
+        delete = asyncio.create_task(manager.delete(0))
+        await wait_for(lambda: record.removed, "the delete to remove the backend")
+        delete.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await delete
+        assert process_alive(pid)
+    assert not process_alive(pid)

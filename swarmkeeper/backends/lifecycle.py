@@ -143,10 +143,8 @@ class Lifecycle:
         """Clean shutdown of a backend that has left the registry (deleted). Until it is done,
         program shutdown still stops it: no process swarmkeeper started outlives a graceful stop."""
         self._retiring.add(record)
-        try:
-            await self.clean_shutdown(record)
-        finally:
-            self._retiring.discard(record)
+        await self.clean_shutdown(record)
+        self._retiring.discard(record)  # not when cancelled (a request cut off at exit): shutdown_all stops it
 
     async def shutdown_all(self) -> None:
         """Program shutdown: every backend in parallel (those still retiring too), each waiting

@@ -231,6 +231,8 @@ class BackendManager:
         async with record.lock:
             if record.removed:
                 raise APIError(f"Invalid backend ID {backend_id}")
+            if record.enabled == enabled:  # the same toggle, made while we waited
+                return False
             token = await self._stage_and_save({str(record.id): self._section_of(record, enabled=enabled)})
             record.enabled = enabled
             self._unstage(token)
