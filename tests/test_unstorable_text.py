@@ -205,3 +205,12 @@ async def test_odd_values_on_disk_break_neither_listing_nor_saves(data_dir: Path
     assert list(saved) == ["0", "1", "2", "3"]
     assert saved["0"]["title"] == "nul\x00 bell\x07 esc\x1b" and saved["0"]["settings"]["Address"] == "a\x00b"
     assert saved["2"]["blob"] == b"\x00\x01\x02" and saved["2"]["list"] == ["x\x01y"]
+
+
+async def test_a_self_started_comfyui_never_gets_a_nul_in_its_arguments(clients: tuple[APIClient, RawAPI]) -> None:
+    api, raw = clients
+    backend_id = (await api.ok("AddNewBackend", type_id="comfyui_selfstart"))["id"]
+    assert await raw.error("EditBackend", backend_id=backend_id, title="", settings={"ExtraArgs": "--cpu \x00"}) == (
+        parameter_error("settings.ExtraArgs", "NUL (U+0000) at position 6"))
+    assert await raw.error("EditBackend", backend_id=backend_id, title="", settings={"StartScript": "main.py\n"}) == (
+        "Setting 'StartScript' contains a control character (U+000A) at position 7, which cannot be stored.")
