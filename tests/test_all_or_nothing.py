@@ -6,8 +6,9 @@ no process is left behind, and that a later save does not write the refused chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from swarmkeeper import fds
 from tests.disk_support import SmallDisk, process_alive, small_disk
 from tests.servers import DUMMY_TYPES, APIClient, ServerProcess, in_process, on_loopback, test_config
 
+Starter = Callable[..., Awaitable[APIClient]]
 FULL = "Could not save the backends file: No space left on device. Nothing was changed."
 READ_ONLY = "Could not save the backends file: Read-only file system. Nothing was changed."
 
@@ -35,21 +37,17 @@ def backends_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 
 
 @pytest.fixture
-async def api_on(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    """Start a server on loopback with the given config (a factory the test calls)."""
-    stack: list[Any] = []
+async def api_on() -> AsyncIterator[Callable[..., Awaitable[APIClient]]]:
+    """Start a server on loopback with the given config (a factory the test calls after mounting
+    its disk); stopped before the disk is unmounted."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**config: Any) -> APIClient:
-        server = on_loopback(test_config(**config))
-        running = await server.__aenter__()
-        http = httpx.AsyncClient(base_url=running.url, timeout=30)
-        stack.append((server, http))
-        return APIClient(http, running.services)
+        async def start(**config: Any) -> APIClient:
+            running = await stack.enter_async_context(on_loopback(test_config(**config)))
+            http = await stack.enter_async_context(httpx.AsyncClient(base_url=running.url, timeout=30))
+            return APIClient(http, running.services)
 
-    yield start
-    for server, http in reversed(stack):
-        await http.aclose()
-        await server.__aexit__(None, None, None)
+        yield start
 
 
 async def two_backends(api: APIClient) -> None:
@@ -90,9 +88,9 @@ def saved_entries(path: Path) -> dict[str, dict[str, Any]]:
                   "settings": dict(root[key]["settings"])} for key in root}
 
 
-async def test_a_full_disk_refuses_every_change_and_keeps_the_registry(disk: SmallDisk, api_on: Any) -> None:
+async def test_a_full_disk_refuses_every_change_and_keeps_the_registry(disk: SmallDisk, api_on: Starter) -> None:
     data_dir = disk.mount / "Data"
-    api: APIClient = await api_on(data_dir=data_dir)
+    api = await api_on(data_dir=data_dir)
     await two_backends(api)
     path = data_dir / "Backends.fds"
     saved = saved_entries(path)
@@ -112,9 +110,9 @@ async def test_a_full_disk_refuses_every_change_and_keeps_the_registry(disk: Sma
 
 
 async def test_a_read_only_backends_folder_refuses_every_change(tmp_path: Path, backends_disk: SmallDisk,
-                                                               api_on: Any) -> None:
+                                                               api_on: Starter) -> None:
     path = backends_disk.mount / "Backends.fds"
-    api: APIClient = await api_on(data_dir=tmp_path / "Data", backends_file=path)
+    api = await api_on(data_dir=tmp_path / "Data", backends_file=path)
     await two_backends(api)
     backends_disk.read_only()
     try:
@@ -127,10 +125,10 @@ async def test_a_read_only_backends_folder_refuses_every_change(tmp_path: Path, 
 
 
 async def test_many_changes_at_once_on_a_full_disk_all_fail_and_none_is_written(disk: SmallDisk,
-                                                                               api_on: Any) -> None:
+                                                                               api_on: Starter) -> None:
     """Group-committed saves: every caller that shared a failed write hears of it."""
     data_dir = disk.mount / "Data"
-    api: APIClient = await api_on(data_dir=data_dir)
+    api = await api_on(data_dir=data_dir)
     await two_backends(api)
     before = await api.ok("ListBackends")
     disk.fill()
