@@ -54,6 +54,7 @@ _GUARDED_KEY_START = "->#\ufeff"
 _SEPARATOR = re.compile("[:=]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
 _BASE64_IGNORED = re.compile("[ \t\r\n]")  # what .NET's Convert.FromBase64String skips
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NO_KEYS = sys.maxsize  # an indentation no line has: the section only gathers comments
 
 
@@ -295,10 +296,12 @@ def _unescape_key(text: str) -> str:
 
 def dumps(section: Section) -> str:
     """Canonical FDS text, as SwarmUI writes it. Raises TypeError for a value FDS cannot hold
-    (lists hold scalars only here) and ValueError for an int outside 64 bits."""
+    (lists hold scalars only here) and ValueError for an int outside 64 bits. A lone surrogate,
+    which no UTF-8 file can hold, is written as U+FFFD: one bad text in memory never makes every
+    save fail (the API refuses such text at the door, textcheck.py)."""
     lines: list[str] = []
     _write_section(section, 0, lines)
-    return "".join(line + "\n" for line in lines)
+    return _LONE_SURROGATE.sub("\ufffd", "".join(line + "\n" for line in lines))
 
 
 def _write_section(section: Section, depth: int, lines: list[str]) -> None:

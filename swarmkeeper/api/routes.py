@@ -10,7 +10,9 @@ the permission check and the API docs.
 
 Parameters come from the handler's signature, as SwarmUI's come from its C# method's: each named
 parameter is read from the body key of the same name and coerced with .NET's rules (dotnet.py),
-in declaration order, the first failure answered as SwarmUI answers it.
+in declaration order, the first failure answered as SwarmUI answers it. Text that cannot be
+stored is refused first (textcheck.py): the body holds no lone surrogate or NUL anywhere, and a
+parameter is one line without control characters.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from swarmkeeper.api.permissions import PermissionFlag
 from swarmkeeper.api.sessions import Session
 from swarmkeeper.api.users import User
 from swarmkeeper.exceptions import APIError
+from swarmkeeper.textcheck import unstorable, unstorable_in
 from swarmkeeper.types import JSONObject, RawJSON
 
 if TYPE_CHECKING:
@@ -89,6 +92,10 @@ class Param:
                 raise APIError(f"Missing required parameter '{self.name}'")
             return self.default
         text = dotnet.to_text(body[self.name])
+        problem = unstorable(text)
+        if problem is not None:
+            raise APIError(f"Invalid value for parameter '{self.name}': it contains {problem}, "
+                           "which cannot be stored.")
         value = _PARSERS[self.type](text)
         if value is None:
             shown = text if len(text) <= 200 else text[:200] + "..."
@@ -128,6 +135,11 @@ class Route:
     module: str = ""
 
     def bind(self, body: JSONObject, raw: JSONObject) -> dict[str, Any]:
+        """The handler's arguments; first, no text anywhere in the body (bound or not: the raw
+        input reaches handlers and the audit log) may hold a lone surrogate or NUL."""
+        found = unstorable_in(raw)
+        if found is not None:
+            raise APIError(f"Invalid {found[0]}: it contains {found[1]}, which cannot be stored.")
         return {param.name: param.bind(body, raw) for param in self.params}
 
 

@@ -51,11 +51,16 @@ class SwarmJSONResponse(JSONResponse):
 
 def dumps(content: Any) -> bytes:
     """Compact JSON; orjson, unless the answer holds an integer past 64 bits (a client can send one,
-    and some routes echo what was sent), which only the standard library writes."""
+    and some routes echo what was sent), which only the standard library writes, or a lone
+    surrogate, which only JSON's ``\\ud800`` escape can carry (so no answer is ever a bare 500)."""
     try:
         return orjson.dumps(content)
     except TypeError:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(content, separators=(",", ":")).encode()
 
 
 def error_body(error: TransportError) -> JSONObject:

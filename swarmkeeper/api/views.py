@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -131,10 +132,19 @@ class ListingCache:
         if cached is not None and cached[0] == record.version and cached[1] == record.id:
             return cached[2], cached[3]
         _, full_data, editor = key
-        head = orjson.dumps(_head(record, editor))[1:-1]
-        tail = orjson.dumps(_tail(record, full_data))[1:-1]
+        head = _json(_head(record, editor))[1:-1]
+        tail = _json(_tail(record, full_data))[1:-1]
         self._fragments[key] = (record.version, record.id, head, tail)
         return head, tail
+
+
+def _json(value: JSONObject) -> bytes:
+    """orjson's bytes; a text it refuses (a lone surrogate in a status reason) is escaped by the
+    standard library instead, so one bad value never breaks ListBackends for everyone."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 _LOADING = (BackendStatus.WAITING, BackendStatus.LOADING)

@@ -48,6 +48,8 @@ class Lifecycle:
         self._queue: asyncio.Queue[tuple[BackendRecord, int]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Backends removed from the registry and still shutting down (a delete under way).
+        self._retiring: set[BackendRecord] = set()
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._drain_queue(), name="backend-init-queue")
@@ -137,13 +139,21 @@ class Lifecycle:
         finally:
             record.shutdown_reserved = False
 
+    async def retire(self, record: BackendRecord) -> None:
+        """Clean shutdown of a backend that has left the registry (deleted). Until it is done,
+        program shutdown still stops it: no process swarmkeeper started outlives a graceful stop."""
+        self._retiring.add(record)
+        await self.clean_shutdown(record)
+        self._retiring.discard(record)  # not when cancelled (a request cut off at exit): shutdown_all stops it
+
     async def shutdown_all(self) -> None:
-        """Program shutdown: every backend in parallel, each waiting up to a few seconds for
-        its running generations."""
+        """Program shutdown: every backend in parallel (those still retiring too), each waiting
+        up to a few seconds for its running generations."""
         self.stopping.set()
         if self._worker is not None:
             self._worker.cancel()
-        await asyncio.gather(*(self._stop_at_exit(record) for record in self.registry.all()))
+        records = [*self.registry.all(), *self._retiring]
+        await asyncio.gather(*(self._stop_at_exit(record) for record in records))
 
     async def _stop_at_exit(self, record: BackendRecord) -> None:
         with contextlib.suppress(TimeoutError):

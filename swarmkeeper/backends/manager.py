@@ -4,6 +4,19 @@ Each method is one SwarmUI route's behaviour (reference §3), with SwarmUI's exa
 and with swarmkeeper's differences: every change is on disk before the method returns, settings
 are validated before anything is touched, and the init-attempt counter resets on edit, toggle
 and restart.
+
+A change is all or nothing, in this order: **stage, save, apply**. The change is first staged
+(what its entries of Backends.fds will be: :data:`Changes`) and the file is saved with it; only
+once the file holds it does it reach the registry (the record added, removed, re-keyed, edited)
+and any backend get shut down or started. If the save fails, the stage is dropped and the route
+answers "Could not save the backends file: ..."; the registry was never touched, no process was
+started or stopped, and no later save writes the refused change.
+
+Staged changes are part of every render from the moment they are staged (the store's group
+commit may write them in another caller's write) until the moment they are applied, which is
+the same synchronous step that unstages them: no render sees a change twice or not at all. A
+staged id counts as in use, so nothing else takes it meanwhile. Changes to one backend hold its
+lock from stage to apply, so they never interleave.
 """
 
 from __future__ import annotations
@@ -11,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from swarmkeeper import dotnet, fds
 from swarmkeeper.backends.base import BackendServices, BackendType, TypeCatalog
@@ -30,6 +43,10 @@ log = logging.getLogger("swarmkeeper.backends")
 
 RESTARTABLE = (BackendStatus.RUNNING, BackendStatus.ERRORED)
 
+#: A change to Backends.fds: each entry key (a backend id's text) with its new section, or None
+#: for an entry that goes away.
+Changes: TypeAlias = dict[str, "fds.Section | None"]
+
 
 def selects(selector: str, record: BackendRecord) -> bool:
     """RestartBackends/FreeBackendMemory's ``backend`` filter: ``all``, or the id's exact text."""
@@ -47,6 +64,8 @@ class BackendManager:
         self.events = events
         #: Entries of the file we cannot load (unknown type, bad id): written back untouched.
         self._foreign: dict[str, fds.Section] = {}
+        #: Changes saved (or being saved) and not yet applied to the registry, by token.
+        self._staged: dict[object, Changes] = {}
 
     # --- records ---
 
@@ -74,26 +93,58 @@ class BackendManager:
     # --- persistence ---
 
     def _render(self) -> fds.Section:
-        entries: list[tuple[str, fds.Section]] = list(self._foreign.items())
+        """The file as it is to be: the registry, the foreign entries, and every staged change."""
+        entries: dict[str, fds.Section] = dict(self._foreign)
         for record in self.registry.all():
             if record.real:
-                entries.append((str(record.id), self._section_of(record)))
+                entries[str(record.id)] = self._section_of(record)
+        for changes in self._staged.values():
+            for key, section in changes.items():
+                if section is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = section
         root = fds.Section()
-        for key, section in sorted(entries, key=lambda entry: _id_order(entry[0])):
-            root.set(key, section)
+        for key in sorted(entries, key=_id_order):
+            root.set(key, entries[key])
         return root
 
     @staticmethod
-    def _section_of(record: BackendRecord) -> fds.Section:
+    def _section_of(record: BackendRecord, *, title: str | None = None, settings: Any = None,
+                    enabled: bool | None = None) -> fds.Section:
+        """The record's entry, or what it will be with the given title, settings or enabled."""
         section = fds.Section()
         section.set("type", record.type.id)
-        section.set("title", record.title)
-        section.set("enabled", record.enabled)
-        section.set("settings", record.type.schema.to_fds(record.settings))
+        section.set("title", record.title if title is None else title)
+        section.set("enabled", record.enabled if enabled is None else enabled)
+        section.set("settings", record.type.schema.to_fds(record.settings if settings is None else settings))
         return section
 
     async def persist(self) -> None:
         await self.store.save(self._render)
+
+    async def _stage_and_save(self, changes: Changes) -> object:
+        """Stage ``changes`` and save the file with them; the token to :meth:`_unstage` them with,
+        in the same step as they are applied. If the save fails, they are dropped and the caller
+        gets an APIError saying why."""
+        token = object()
+        self._staged[token] = changes
+        try:
+            await self.persist()
+        except BaseException as error:
+            del self._staged[token]
+            if isinstance(error, OSError):
+                log.error("Could not save the backends file %s: %s; the change was not made", self.store.path, error)
+                raise APIError(f"Could not save the backends file: {error.strerror or error}. "
+                               "Nothing was changed.") from None
+            if isinstance(error, ValueError | TypeError):  # a value FDS cannot hold: a bug, said plainly
+                log.exception("Could not write the backends file %s; the change was not made", self.store.path)
+                raise APIError(f"Could not save the backends file: {error}. Nothing was changed.") from None
+            raise
+        return token
+
+    def _unstage(self, token: object) -> None:
+        del self._staged[token]
 
     def load(self) -> None:
         """Register every backend of the file and schedule its init (at start-up, once)."""
@@ -130,7 +181,9 @@ class BackendManager:
                                 enabled=enabled is not False)
 
     def id_in_use(self, backend_id: BackendId) -> bool:
-        return self.registry.id_taken(backend_id) or str(backend_id) in self._foreign
+        key = str(backend_id)
+        return (self.registry.id_taken(backend_id) or key in self._foreign
+                or any(key in changes for changes in self._staged.values()))
 
     # --- the routes' operations ---
 
@@ -142,21 +195,31 @@ class BackendManager:
         while self.id_in_use(backend_id):
             backend_id = self.registry.new_real_id()
         record = self._new_record(backend_id, backend_type, backend_type.schema.defaults())
+        try:
+            token = await self._stage_and_save({str(backend_id): self._section_of(record)})
+        except BaseException:
+            self.registry.release_id(backend_id)
+            raise
+        self._unstage(token)
         self.registry.add(record)
         self._publish(EventKind.ADDED, record)
-        await self.persist()
         self.lifecycle.schedule_init(record)
         return record
 
     async def delete(self, backend_id: BackendId) -> bool:
-        """Remove at once (it vanishes from lists and scheduling), save, then shut it down."""
-        record = self.registry.remove(backend_id)
+        """Save the file without it, remove it (it vanishes from lists and scheduling), then shut
+        it down; a program shutdown meanwhile still stops it (Lifecycle.retire)."""
+        record = self.registry.get(backend_id)
         if record is None:
             return False
-        self._publish(EventKind.REMOVED, record)
-        await self.persist()
         async with record.lock:
-            await self.lifecycle.clean_shutdown(record)
+            if record.removed:
+                return False
+            token = await self._stage_and_save({str(record.id): None})
+            self.registry.remove(record.id)
+            self._unstage(token)
+            self._publish(EventKind.REMOVED, record)
+            await self.lifecycle.retire(record)
             await self._remove_children(record)
         return True
 
@@ -166,9 +229,14 @@ class BackendManager:
         if record.enabled == enabled:
             return False
         async with record.lock:
+            if record.removed:
+                raise APIError(f"Invalid backend ID {backend_id}")
+            if record.enabled == enabled:  # the same toggle, made while we waited
+                return False
+            token = await self._stage_and_save({str(record.id): self._section_of(record, enabled=enabled)})
             record.enabled = enabled
+            self._unstage(token)
             self._publish(EventKind.EDITED, record)
-            await self.persist()
             record.shutdown_reserved = True
             try:
                 await self.registry.wait_unsaturated(record, self.lifecycle.stopping)
@@ -200,20 +268,28 @@ class BackendManager:
         except SettingsError as error:
             raise APIError(error.message) from None
         async with record.lock:
-            await self.lifecycle.clean_shutdown(record)
-            await self._remove_children(record)
+            if record.removed:
+                raise APIError(f"Invalid backend ID {backend_id}")
+            if new_id >= 0 and self.id_in_use(new_id):  # taken while we waited for the lock
+                raise APIError(f"Backend ID {new_id} is already in use.")
+            section = self._section_of(record, title=title, settings=new_settings)
+            changes: Changes = {str(record.id): section}
             if new_id >= 0:
-                if self.id_in_use(new_id):  # taken while we waited for the shutdown
-                    self.lifecycle.schedule_init(record)
-                    raise APIError(f"Backend ID {new_id} is already in use.")
-                self._publish(EventKind.REMOVED, record)
-                self.registry.rekey(record, new_id)
-            record.settings = new_settings
-            record.title = title
-            record.modcount += 1
-            record.init_attempts = 0
-            self._publish(EventKind.EDITED, record)
-            await self.persist()
+                changes = {str(record.id): None, str(new_id): section}
+            token = await self._stage_and_save(changes)
+            try:
+                await self.lifecycle.clean_shutdown(record)
+                await self._remove_children(record)
+            finally:  # the file has the edit: the registry gets it whatever happened meanwhile
+                if new_id >= 0:
+                    self._publish(EventKind.REMOVED, record)
+                    self.registry.rekey(record, new_id)
+                record.settings = new_settings
+                record.title = title
+                record.modcount += 1
+                record.init_attempts = 0
+                self._unstage(token)
+                self._publish(EventKind.EDITED, record)
             self.lifecycle.schedule_init(record)
         return record
 

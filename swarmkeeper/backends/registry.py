@@ -44,6 +44,14 @@ class BackendRegistry:
         self._next_real += 1
         return backend_id
 
+    def release_id(self, backend_id: BackendId) -> None:
+        """Give back an id from :meth:`new_real_id` that was never used (its add was refused)."""
+        if backend_id in self._records:
+            return
+        self._seen.discard(backend_id)
+        if backend_id == self._next_real - 1:
+            self._next_real = backend_id
+
     def new_nonreal_id(self) -> BackendId:
         while self._next_nonreal in self._seen:
             self._next_nonreal -= 1

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from swarmkeeper import dotnet, fds
 from swarmkeeper.exceptions import SettingsError
+from swarmkeeper.textcheck import unstorable
 from swarmkeeper.types import SECRET_PLACEHOLDER, JSONObject, SettingValue
 
 S = TypeVar("S")
@@ -69,6 +70,8 @@ class Setting:
     secret: bool = False
     options: tuple[tuple[str, str], ...] | None = None  # (value, display name) for dropdowns
     private: Private = Private.NO
+    #: A text setting that may hold line breaks and tabs (other control characters never).
+    multiline: bool = False
 
     def describe(self) -> JSONObject:
         """The setting's entry in ListBackendTypes, all seven keys always present."""
@@ -121,6 +124,15 @@ class Setting:
                                            f"must be one of: {allowed}")
         return text
 
+    def accept(self, raw: Any) -> SettingValue:
+        """An incoming value from the API: :meth:`coerce`, after refusing text that cannot be
+        stored (control characters outside a multi-line setting's line breaks and tabs, lone
+        surrogates). Files are read with :meth:`coerce` alone."""
+        problem = unstorable(_text_form(raw), multiline=self.multiline)
+        if problem is not None:
+            raise SettingsError(self.name, f"Setting '{self.name}' contains {problem}, which cannot be stored.")
+        return self.coerce(raw)
+
     def _shown(self, text: str) -> str:
         """A refused value as an error may quote it: never a secret's (errors reach logs and the audit log)."""
         return MASKED if self.secret or self.private is not Private.NO else _clip(text)
@@ -164,10 +176,12 @@ def _declare(kind: SettingKind, default: SettingValue, description: str, **extra
 
 
 def text(default: str = "", description: str = "", *, placeholder: str = "", secret: bool = False,
-         private: Private = Private.NO) -> Any:
+         private: Private = Private.NO, multiline: bool = False) -> Any:
     """A text setting; ``secret=True`` masks it in every API answer; ``private`` masks it for
-    callers who may not edit backends, and in the audit log (see :class:`Private`)."""
-    return _declare(SettingKind.TEXT, default, description, placeholder=placeholder, secret=secret, private=private)
+    callers who may not edit backends, and in the audit log (see :class:`Private`);
+    ``multiline=True`` lets it hold line breaks and tabs."""
+    return _declare(SettingKind.TEXT, default, description, placeholder=placeholder, secret=secret, private=private,
+                    multiline=multiline)
 
 
 def integer(default: int, description: str = "") -> Any:
@@ -217,7 +231,7 @@ class Schema(Generic[S]):
             setting = self.by_name.get(name)
             if setting is None or (setting.secret and raw == SECRET_PLACEHOLDER):
                 continue
-            changes[name] = setting.coerce(raw)
+            changes[name] = setting.accept(raw)
         return dataclasses.replace(current, **changes)  # type: ignore[type-var]
 
     def from_stored(self, stored: Mapping[str, Any]) -> tuple[S, list[str]]:

@@ -3,11 +3,15 @@ the registry. The file holds secrets in clear text (as SwarmUI's does), so it is
 
 Saves are group-committed: callers that ask while a write is under way share the next write,
 so a burst of edits costs a few writes, and every caller returns only once its change is on disk.
+A write that fails (a full disk, a read-only folder) raises its OSError to the caller that made
+it, leaves the file as it was and removes its half-written ``~1``; the callers that shared it
+then try their own write, so each caller hears the outcome of a write that held its change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -52,5 +56,10 @@ class BackendStore:
                 return
             covered = self._wanted
             text = fds.dumps(render())
-            await asyncio.to_thread(write_atomic, self.path, text)
+            try:
+                await asyncio.to_thread(write_atomic, self.path, text)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sidecar(self.path, "~1").unlink(missing_ok=True)
+                raise
             self._done = covered

@@ -34,7 +34,7 @@ class SwarmSettings:
                                         "here.\nFor example, 'Bearer abc123'.\nIf you don't know what this is, you "
                                         "don't need it.", secret=True)
     OtherHeaders: str = text("", "Any other headers here, newline separated, for example:\nMyHeader: MyVal\n"
-                                 "SecondHeader: secondVal", private=Private.HEADER_VALUES)
+                                 "SecondHeader: secondVal", private=Private.HEADER_VALUES, multiline=True)
     ConnectionAttemptTimeoutSeconds: int = integer(
         30, "When attempting to connect to the backend, this is the maximum time Swarm will wait before considering "
             "the connection to be failed.\nNote that depending on other configurations, it may fail faster than "
