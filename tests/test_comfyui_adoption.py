@@ -153,25 +153,30 @@ async def test_the_record_follows_the_process_and_goes_with_toggle_edit_and_dele
         backend_id = await add_backend(api, SELF, StartScript=str(script), **PLAIN)
         key = str(backend_id)
         first = await running(api, backend_id)
+        # The records file is written in the background, coalesced (process/records.py): it follows
+        # the status shortly after, so each check waits for the file to catch up.
+        await poll_until(lambda: records(data_dir).get(key, {}).get("ready") is True)
         record = records(data_dir)[key]
         assert (record["pid"], record["port"], record["ready"]) == (first["pid"], first_port + 1, True)
         assert record["output_dir"] == str(data_dir / "ComfyUI" / f"backend-{backend_id}")
         assert record["cmdline"] == psutil.Process(first["pid"]).cmdline()
 
         await api.ok("ToggleBackend", backend_id=backend_id, enabled=False)
-        assert key not in records(data_dir) and not alive(first["pid"])
+        assert not alive(first["pid"])
+        await poll_until(lambda: key not in records(data_dir))
         await api.ok("ToggleBackend", backend_id=backend_id, enabled=True)
         second = await running(api, backend_id)
-        assert records(data_dir)[key]["pid"] == second["pid"]
+        await poll_until(lambda: records(data_dir).get(key, {}).get("pid") == second["pid"])
 
         await api.ok("EditBackend", backend_id=backend_id, title="", settings={"ExtraArgs": "--fake-startup 0.2"})
-        assert records(data_dir).get(key, {}).get("pid") != second["pid"] and not alive(second["pid"])
+        assert not alive(second["pid"])
         third = await running(api, backend_id)
-        edited = records(data_dir)[key]
-        assert edited["pid"] == third["pid"] and edited["fingerprint"] != record["fingerprint"]
+        await poll_until(lambda: records(data_dir).get(key, {}).get("pid") == third["pid"])
+        assert records(data_dir)[key]["fingerprint"] != record["fingerprint"]
 
         await api.ok("DeleteBackend", backend_id=backend_id)
-        assert records(data_dir) == {} and not alive(third["pid"])
+        assert not alive(third["pid"])
+        await poll_until(lambda: records(data_dir) == {})
 
 
 async def test_leftovers_whose_backend_changed_or_went_are_stopped_at_start(
