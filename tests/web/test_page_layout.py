@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import APIResponse, Route, expect
 
 from swarmkeeper.testing.dummy_backend import DummySettings
 from tests.servers import APIClient, LoopbackServer
@@ -149,3 +150,29 @@ async def test_standard_types_come_first(pages: Pages, web_server: LoopbackServe
     standard = [t.id for t in registered if t.standard]
     assert shown == standard + [t.id for t in registered if not t.standard]
     assert standard and len(shown) > len(standard)
+
+
+async def test_a_list_read_before_an_add_does_not_take_the_new_card_away(pages: Pages) -> None:
+    """The list is re-read on pushed changes; one asked for before an add and answered after it
+    does not hold the new backend, and must not drop its card (with its open edit form)."""
+    page = await pages.open()
+    held: list[tuple[Route, APIResponse]] = []
+    one_held = asyncio.Event()
+
+    async def hold_the_first(route: Route) -> None:
+        if one_held.is_set():
+            await route.continue_()
+        else:  # the server answers now; the page gets that answer only later
+            held.append((route, await route.fetch()))
+            one_held.set()
+
+    await page.route("**/API/ListBackends", hold_the_first)
+    await page.check("#show-nonreal")  # re-reads the list: that answer is held
+    await asyncio.wait_for(one_held.wait(), 10)
+    new = await add_backend(page, "swarmkeeper_dummy")
+    ((stale, answer),) = held
+    assert "swarmkeeper_dummy" not in await answer.text()
+    async with page.expect_response("**/API/ListBackends"):
+        await stale.fulfill(response=answer)
+    await expect(new.locator(".backend-form")).to_be_visible()
+    await expect(new.locator('.backend-form [name="title"]')).to_be_focused()

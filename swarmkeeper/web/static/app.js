@@ -23,6 +23,9 @@ class BackendsPage {
     this.running = null;
     this.rerun = false;
     this.soonTimer = null;
+    /** Counts list reads; a card remembers the count when it was made, so a list asked for before
+     *  a card was added (and answered after) cannot take that card away. */
+    this.reads = 0;
     this.pollTimer = null;
     this.liveState = 'connecting';
     this.live = new LiveUpdates(this.api, {
@@ -184,8 +187,9 @@ class BackendsPage {
 
   async reload() {
     try {
+      const read = ++this.reads;
       const list = await this.api.call('ListBackends', {nonreal: byId('show-nonreal').checked});
-      this.reconcile(Object.values(list));
+      this.reconcile(Object.values(list), read);
       await this.readStatus();
       this.pageMessage('');
     } catch (error) {
@@ -194,7 +198,9 @@ class BackendsPage {
     }
   }
 
-  reconcile(backends) {
+  /** Bring the cards in line with a list read as number ``read``: a card made since that read
+   *  began (an add answered while the list was on its way) is not in it, and stays. */
+  reconcile(backends, read) {
     const seen = new Set();
     for (const backend of backends) {
       seen.add(backend.id);
@@ -202,8 +208,8 @@ class BackendsPage {
       if (card) card.update(backend);
       else this.addCard(backend);
     }
-    for (const id of [...this.cards.keys()]) {
-      if (!seen.has(id)) this.dropCard(id);
+    for (const [id, card] of [...this.cards]) {
+      if (!seen.has(id) && card.madeAtRead < read) this.dropCard(id);
     }
     this.orderCards();
     this.refreshToolbar();
@@ -225,6 +231,7 @@ class BackendsPage {
 
   addCard(backend) {
     const card = new BackendCard(this, backend);
+    card.madeAtRead = this.reads;
     this.cards.set(backend.id, card);
     byId('backends').append(card.element);
     return card;
