@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import httpx
@@ -128,3 +129,38 @@ async def test_bodies_past_max_network_request_megabytes_are_refused_unread(data
         upload = await http.post("/upload/image", files={"image": ("big.bmp", big, "image/bmp")})
         assert upload.status_code == 413
         assert len(fake.calls_to("/prompt", "POST")) == 1 and fake.calls_to("/upload/image") == []
+
+
+def rgba_mask(size: tuple[int, int]) -> bytes:
+    """Transparent on the left half, opaque on the right."""
+    mask = Image.new("RGBA", size, (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    out = io.BytesIO()
+    mask.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_mask_is_applied_to_its_image_and_stored_on_every_backend(data_dir: Path) -> None:
+    async with run_fake_comfyui() as one, run_fake_comfyui() as two, \
+            pool_server(data_dir, [one.url, two.url]) as pool, \
+            httpx.AsyncClient(base_url=pool.comfy_url, timeout=30) as http:
+        await http.post("/upload/image", files={"image": ("photo.png", image_bytes("PNG"), "image/png")})
+
+        def mask_form(ref: object, name: str = "clipspace-mask-1.png", data: bytes = rgba_mask((8, 8))) -> dict:
+            return {"files": {"image": (name, data, "image/png")},
+                    "data": {"original_ref": json.dumps(ref), "subfolder": "clipspace", "type": "input"}}
+
+        saved = await http.post("/upload/mask", **mask_form({"filename": "photo.png [input]"}))
+        assert saved.json() == {"name": "clipspace-mask-1.png", "subfolder": "clipspace", "type": "input"}
+        for fake in (one, two):
+            with Image.open(io.BytesIO(fake.engine.files.get("input", "clipspace", "clipspace-mask-1.png"))) as made:
+                assert made.mode == "RGBA" and made.getpixel((0, 0)) == (200, 30, 60, 0)
+                assert made.getpixel((7, 7)) == (200, 30, 60, 255)
+        calls = len(one.calls_to("/upload/image"))
+        photo = {"filename": "photo.png", "type": "input"}
+        for form, status in ((mask_form(photo, "m.png", POLYGLOT_GIF), 400), (mask_form(photo, "m.html"), 400),
+                             (mask_form({"filename": "../photo.png", "type": "input"}), 400),
+                             (mask_form({"filename": "absent.png", "type": "input"}), 404),
+                             (mask_form(photo, data=rgba_mask((4, 4))), 400), (mask_form("not a ref"), 400)):
+            assert (await http.post("/upload/mask", **form)).status_code == status, form
+        assert len(one.calls_to("/upload/image")) == calls

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 
 from swarmkeeper import dotnet
 from swarmkeeper.api.permissions import FUNDAMENTAL_GENERATE_TAB_ACCESS
-from swarmkeeper.dispatch.pool import history, info, transfer
+from swarmkeeper.dispatch.pool import history, info, mask, transfer
 from swarmkeeper.dispatch.pool.body import TooLarge, body_limit, read_capped
 from swarmkeeper.dispatch.pool.origin import cross_site_refusal
 from swarmkeeper.dispatch.pool.validate import error_body
@@ -209,6 +209,10 @@ async def upload_image(pool: Pool, request: Request, pin: int | None) -> Respons
     return await transfer.upload(pool, request, pin)
 
 
+async def upload_mask(pool: Pool, request: Request, pin: int | None) -> Response:
+    return await mask.upload_mask(pool, request, pin)
+
+
 # --- the event socket ---
 
 
@@ -234,7 +238,7 @@ TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/system_stats", system_stats), ("GET", "/features", features),
     ("GET", "/models", models), ("GET", "/models/{folder}", models), ("GET", "/embeddings", embeddings),
     ("GET", "/extensions", extensions), ("POST", "/free", free),
-    ("GET", "/view", view), ("POST", "/upload/image", upload_image),
+    ("GET", "/view", view), ("POST", "/upload/image", upload_image), ("POST", "/upload/mask", upload_mask),
 ]
 
 

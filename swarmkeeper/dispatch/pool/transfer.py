@@ -1,5 +1,5 @@
 """Files through the pool: ``/view`` from the backend that holds the file, ``/upload/image`` to
-every backend that may run a prompt using it.
+every backend that may run a prompt using it (``/upload/mask`` is in ``mask.py``).
 
 Served files never run on the server's origin (docs/security.md, 1): the media type comes from the
 content (``media.py``), anything not on its list is a download, and every answer forbids sniffing
@@ -52,41 +52,55 @@ def refused(status: int) -> Response:
     return Response(status_code=status, headers=FILE_HEADERS)
 
 
-async def fetch(target: Target, params: dict[str, str]) -> Response | None:
+async def fetch(target: Target, params: dict[str, str]) -> bytes | None:
     """One backend's /view answer; None when it does not have the file (or cannot be asked)."""
     extra = {key: value for key, value in params.items() if key not in ("filename", "subfolder", "type")}
     try:
-        raw = await target.client().view(params["filename"], params.get("subfolder", ""),
-                                         params.get("type", "output") or "output", extra)
+        return await target.client().view(params["filename"], params.get("subfolder", ""),
+                                          params.get("type", "output") or "output", extra)
     except (ComfyError, RuntimeError):
         return None
-    return file_answer(raw, params["filename"], await asyncio.to_thread(media_type, raw))
+
+
+def bad_path(filename: str, subfolder: str, kind: str) -> int | None:
+    """ComfyUI's answer to a file reference that may not be followed (None: it may)."""
+    if not filename:
+        return 404
+    if not safe_filename(filename):
+        return 400
+    if not safe_subfolder(subfolder):
+        return 403
+    return 400 if kind not in FOLDER_TYPES else None
+
+
+async def find(pool: Pool, query: dict[str, str], pin: int | None) -> tuple[str, bytes] | None:
+    """The file ``query`` names (``filename``, ``subfolder``, ``type``, and /view's other parameters),
+    from the backend that made it or else the first that has it: (its name there, its bytes)."""
+    filename, subfolder = query.get("filename", ""), query.get("subfolder", "")
+    located = pool.files.locate(query.get("type", "output") or "output", subfolder, filename)
+    targets = running_targets(pool, pin)
+    if located is not None:
+        owner = [t for t in targets if t.record.id == located.backend_id]
+        raw = await fetch(owner[0], {**query, "filename": located.real_name}) if owner else None
+        if raw is not None:
+            return located.real_name, raw
+    for raw in await asyncio.gather(*(fetch(target, query) for target in targets)):
+        if raw is not None:
+            return filename, raw
+    return None
 
 
 async def view(pool: Pool, request: Request, pin: int | None) -> Response:
     """``GET /view``: ComfyUI's checks first (nothing is asked of a backend for a bad path)."""
     query = dict(request.query_params)
-    filename, subfolder = query.get("filename", ""), query.get("subfolder", "")
-    kind = query.get("type", "output") or "output"
-    if not filename:
+    status = bad_path(query.get("filename", ""), query.get("subfolder", ""), query.get("type", "output") or "output")
+    if status is not None:
+        return refused(status)
+    found = await find(pool, query, pin)
+    if found is None:
         return refused(404)
-    if not safe_filename(filename):
-        return refused(400)
-    if not safe_subfolder(subfolder):
-        return refused(403)
-    if kind not in FOLDER_TYPES:
-        return refused(400)
-    located = pool.files.locate(kind, subfolder, filename)
-    targets = running_targets(pool, pin)
-    if located is not None:
-        owner = [t for t in targets if t.record.id == located.backend_id]
-        answer = await fetch(owner[0], {**query, "filename": located.real_name}) if owner else None
-        if answer is not None:
-            return answer
-    for answer in await asyncio.gather(*(fetch(target, query) for target in targets)):
-        if answer is not None:
-            return answer
-    return refused(404)
+    name, raw = found
+    return file_answer(raw, name, await asyncio.to_thread(media_type, raw))
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,8 @@ class Upload:
     subfolder: str
     kind: str
     overwrite: bool
+    #: /upload/mask: the JSON reference of the image the mask is for.
+    original_ref: str = ""
 
 
 async def upload(pool: Pool, request: Request, pin: int | None) -> Response:
@@ -110,7 +126,7 @@ async def upload(pool: Pool, request: Request, pin: int | None) -> Response:
     targets = running_targets(pool, pin)
     if not targets:
         return PlainTextResponse("No backend is running to store the upload.", status_code=503)
-    return await _store_everywhere(targets, sent.data, sent.name, subfolder=sent.subfolder, kind=sent.kind,
+    return await store_everywhere(targets, sent.data, sent.name, subfolder=sent.subfolder, kind=sent.kind,
                                    overwrite=sent.overwrite)
 
 
@@ -135,10 +151,11 @@ async def upload_of(form: FormData) -> Upload | Response:
     if not name or not safe_filename(name) or not safe_subfolder(subfolder) or kind not in FOLDER_TYPES:
         return Response(status_code=400)
     overwrite = str(form.get("overwrite", "")).lower() in ("true", "1")
-    return Upload(await image.read(), name, subfolder, kind, overwrite)
+    original_ref = str(form.get("original_ref") or "")
+    return Upload(await image.read(), name, subfolder, kind, overwrite, original_ref)
 
 
-async def _store_everywhere(targets: list[Target], data: bytes, name: str, **where: Any) -> Response:
+async def store_everywhere(targets: list[Target], data: bytes, name: str, **where: Any) -> Response:
     from swarmkeeper.dispatch.pool.routes import ComfyJSON
 
     first: dict[str, Any] | None = None
