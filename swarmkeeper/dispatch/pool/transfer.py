@@ -52,7 +52,7 @@ def refused(status: int) -> Response:
     return Response(status_code=status, headers=FILE_HEADERS)
 
 
-async def fetch(target: Target, params: dict[str, str]) -> bytes | None:
+async def fetch_raw(target: Target, params: dict[str, str]) -> bytes | None:
     """One backend's /view answer; None when it does not have the file (or cannot be asked)."""
     extra = {key: value for key, value in params.items() if key not in ("filename", "subfolder", "type")}
     try:
@@ -60,6 +60,14 @@ async def fetch(target: Target, params: dict[str, str]) -> bytes | None:
                                           params.get("type", "output") or "output", extra)
     except (ComfyError, RuntimeError):
         return None
+
+
+async def fetch(target: Target, params: dict[str, str]) -> Response | None:
+    """One backend's file as the pool serves it (``file_answer``); None when it does not have it."""
+    raw = await fetch_raw(target, params)
+    if raw is None:
+        return None
+    return file_answer(raw, params["filename"], await asyncio.to_thread(media_type, raw))
 
 
 def bad_path(filename: str, subfolder: str, kind: str) -> int | None:
@@ -81,10 +89,10 @@ async def find(pool: Pool, query: dict[str, str], pin: int | None) -> tuple[str,
     targets = running_targets(pool, pin)
     if located is not None:
         owner = [t for t in targets if t.record.id == located.backend_id]
-        raw = await fetch(owner[0], {**query, "filename": located.real_name}) if owner else None
+        raw = await fetch_raw(owner[0], {**query, "filename": located.real_name}) if owner else None
         if raw is not None:
             return located.real_name, raw
-    for raw in await asyncio.gather(*(fetch(target, query) for target in targets)):
+    for raw in await asyncio.gather(*(fetch_raw(target, query) for target in targets)):
         if raw is not None:
             return filename, raw
     return None
