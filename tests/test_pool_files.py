@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -113,7 +114,7 @@ def cap_bodies(services: Services, megabytes: int) -> None:
 
 
 async def test_bodies_past_max_network_request_megabytes_are_refused_unread(data_dir: Path) -> None:
-    async def chunks(total: int):  # sent chunked: no Content-Length to refuse it by
+    async def chunks(total: int) -> AsyncIterator[bytes]:  # sent chunked: no Content-Length to refuse it by
         for _ in range(total // 65536):
             yield b" " * 65536
 
@@ -153,7 +154,9 @@ async def test_a_mask_is_applied_to_its_image_and_stored_on_every_backend(data_d
         saved = await http.post("/upload/mask", **mask_form({"filename": "photo.png [input]"}))
         assert saved.json() == {"name": "clipspace-mask-1.png", "subfolder": "clipspace", "type": "input"}
         for fake in (one, two):
-            with Image.open(io.BytesIO(fake.engine.files.get("input", "clipspace", "clipspace-mask-1.png"))) as made:
+            stored = fake.engine.files.get("input", "clipspace", "clipspace-mask-1.png")
+            assert stored is not None
+            with Image.open(io.BytesIO(stored)) as made:
                 assert made.mode == "RGBA" and made.getpixel((0, 0)) == (200, 30, 60, 0)
                 assert made.getpixel((7, 7)) == (200, 30, 60, 255)
         calls = len(one.calls_to("/upload/image"))
