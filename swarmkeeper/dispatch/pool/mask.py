@@ -9,7 +9,6 @@ nothing reaches a backend when it is not the image its name says.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from swarmkeeper.dispatch.pool.info import running_targets
 from swarmkeeper.dispatch.pool.media import upload_problem
-from swarmkeeper.dispatch.pool.transfer import bad_path, find, read_upload, store_everywhere
+from swarmkeeper.dispatch.pool.transfer import bad_path, decoded, find, read_upload, store_everywhere
 
 if TYPE_CHECKING:
     from swarmkeeper.dispatch.pool.core import Pool
@@ -77,7 +76,7 @@ async def upload_mask(pool: Pool, request: Request, pin: int | None) -> Response
     sent = await read_upload(request)
     if isinstance(sent, Response):
         return sent
-    problem = await asyncio.to_thread(upload_problem, sent.data, sent.name)
+    problem = await decoded(pool, upload_problem, sent.data, sent.name)
     if problem is not None:
         return PlainTextResponse(problem, status_code=400)
     original = original_of(sent.original_ref)
@@ -89,7 +88,7 @@ async def upload_mask(pool: Pool, request: Request, pin: int | None) -> Response
     found = await find(pool, original.query(), pin)
     if found is None:
         return PlainTextResponse(f"The image '{original.filename}' is on no running backend.", status_code=404)
-    combined = await asyncio.to_thread(masked, found[1], sent.data)
+    combined = await decoded(pool, masked, found[1], sent.data)
     if combined is None:
         return PlainTextResponse("The mask does not fit the image: both must decode, at the same size.",
                                  status_code=400)

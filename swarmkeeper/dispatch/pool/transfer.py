@@ -9,8 +9,9 @@ and runs in a sandbox. An upload that is not the image its name says reaches no 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from starlette.datastructures import FormData, UploadFile
@@ -27,6 +28,7 @@ from swarmkeeper.dispatch.targets import Target
 if TYPE_CHECKING:
     from swarmkeeper.dispatch.pool.core import Pool
 
+T = TypeVar("T")
 FOLDER_TYPES = ("output", "input", "temp")
 #: On every file answer: no sniffing a type other than the one sent, and no script, form, plug-in
 #: or same-origin access even if a browser did render the file as a page.
@@ -52,6 +54,11 @@ def refused(status: int) -> Response:
     return Response(status_code=status, headers=FILE_HEADERS)
 
 
+async def decoded(pool: Pool, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` (a Pillow check) on the pool's decoder threads."""
+    return await asyncio.get_running_loop().run_in_executor(pool.decoder, work, *args)
+
+
 async def fetch_raw(target: Target, params: dict[str, str]) -> bytes | None:
     """One backend's /view answer; None when it does not have the file (or cannot be asked)."""
     extra = {key: value for key, value in params.items() if key not in ("filename", "subfolder", "type")}
@@ -63,11 +70,12 @@ async def fetch_raw(target: Target, params: dict[str, str]) -> bytes | None:
 
 
 async def fetch(target: Target, params: dict[str, str]) -> Response | None:
-    """One backend's file as the pool serves it (``file_answer``); None when it does not have it."""
+    """One backend's file as the pool serves it (``file_answer``); None when it does not have it.
+    (For generated images: small, so checked in place.)"""
     raw = await fetch_raw(target, params)
     if raw is None:
         return None
-    return file_answer(raw, params["filename"], await asyncio.to_thread(media_type, raw))
+    return file_answer(raw, params["filename"], media_type(raw))
 
 
 def bad_path(filename: str, subfolder: str, kind: str) -> int | None:
@@ -108,7 +116,7 @@ async def view(pool: Pool, request: Request, pin: int | None) -> Response:
     if found is None:
         return refused(404)
     name, raw = found
-    return file_answer(raw, name, await asyncio.to_thread(media_type, raw))
+    return file_answer(raw, name, await decoded(pool, media_type, raw))
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ async def upload(pool: Pool, request: Request, pin: int | None) -> Response:
     sent = await read_upload(request)
     if isinstance(sent, Response):
         return sent
-    problem = await asyncio.to_thread(upload_problem, sent.data, sent.name)
+    problem = await decoded(pool, upload_problem, sent.data, sent.name)
     if problem is not None:
         return PlainTextResponse(problem, status_code=400)
     targets = running_targets(pool, pin)
