@@ -21,6 +21,15 @@ def _bool_flag(text: str) -> bool:
     return value
 
 
+def _origins_flag(text: str) -> tuple[str, ...]:
+    from swarmkeeper.dispatch.pool.origin import parse_allowed
+
+    try:
+        return parse_allowed(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_flag(parser: argparse.ArgumentParser, name: str, **options: object) -> None:
     """SwarmUI spells flags with underscores (``--data_dir``); hyphens work too."""
     spellings = [f"--{name}"]
@@ -62,6 +71,9 @@ def serve_parser(commands: Subcommands) -> None:
     _add_flag(serve, "comfy_port", type=int, default=7802,
               help="Port of the ComfyUI-compatible pool: point any ComfyUI client here (default 7802; -1: only "
                    "under /ComfyBackendDirect/ on the main port).")
+    _add_flag(serve, "allowed_origins", type=_origins_flag, default=(), metavar="ORIGINS",
+              help="Comma-separated origins (https://host[:port]) besides the server's own whose pages may call "
+                   "the ComfyUI pool from a browser (default none: other sites' requests get 403).")
     _add_flag(serve, "ready_requires_backend", type=_bool_flag, nargs="?", const=True, default=True,
               help="/health/ready answers 503 until a backend is running (default true).")
     _add_flag(serve, "keep_backends", type=_bool_flag, nargs="?", const=True, default=False,
@@ -92,6 +104,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           public_metrics=args.public_metrics,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
+                          allowed_origins=args.allowed_origins,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     setup_log_files(config.data_dir, level, formatter, policy)

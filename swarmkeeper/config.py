@@ -42,6 +42,9 @@ class ServerConfig:
     #: --comfy_port: the ComfyUI-compatible pool's own port (``serve`` defaults to 7802); None: only
     #: under /ComfyBackendDirect/ on the main port.
     comfy_port: int | None = None
+    #: --allowed_origins: origins (``https://host[:port]``) besides the server's own whose browser
+    #: pages may call the ComfyUI pool; every other Origin is refused (docs/security.md, 7).
+    allowed_origins: tuple[str, ...] = ()
     #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
     #: adopt (SwarmUI, and the default: they are stopped).
     keep_backends: bool = False

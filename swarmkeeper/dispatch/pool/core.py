@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from swarmkeeper.backends.record import BackendRecord
@@ -63,6 +64,9 @@ class Pool:
         self.remaining = 0
         #: Called with (job, outcome kind) when a job ends (metrics).
         self.on_finished: Callable[[Job, str], None] | None = None
+        #: Where files are decoded to check them (media.py): threads of the pool's own, so a busy
+        #: default executor never holds up a /view or an upload.
+        self.decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool-decoder")
 
     # --- accepting prompts ---
 
@@ -255,3 +259,4 @@ class Pool:
         await self.links.close()
         for client in list(self.relay.clients.values()):
             client.close()
+        self.decoder.shutdown(wait=False, cancel_futures=True)

@@ -4,7 +4,8 @@ served under ``/ComfyBackendDirect/`` on the main port and at the root of ``--co
 Every call is checked as the main API checks a caller: with accounts on, a login cookie or an API
 key (``Authorization: Bearer``) of a user allowed to generate (SwarmUI's
 ``fundamental_generate_tab_access``); RequiredAuthorization applies as everywhere. SwarmUI's
-``X-Swarm-Backend-ID`` header keeps a call to one backend (or the children of one).
+``X-Swarm-Backend-ID`` header keeps a call to one backend (or the children of one). Before
+anything else, a browser request from another site is refused (``origin.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from starlette.websockets import WebSocket
 
 from swarmkeeper import dotnet
 from swarmkeeper.api.permissions import FUNDAMENTAL_GENERATE_TAB_ACCESS
-from swarmkeeper.dispatch.pool import history, info, transfer
+from swarmkeeper.dispatch.pool import history, info, mask, transfer
+from swarmkeeper.dispatch.pool.body import TooLarge, body_limit, read_capped
+from swarmkeeper.dispatch.pool.origin import cross_site_refusal
 from swarmkeeper.dispatch.pool.validate import error_body
 from swarmkeeper.dispatch.targets import PIN_HEADER
 from swarmkeeper.exceptions import TransportError
@@ -55,7 +58,10 @@ def pin_of(connection: HTTPConnection) -> int | None:
 
 
 async def refusal(services: Services, connection: HTTPConnection) -> Response | None:
-    """Why this caller may not use the pool (401/403 as plain text), or None."""
+    """Why this caller may not use the pool (403 from another site, 401/403 as plain text), or None."""
+    cross_site = cross_site_refusal(connection, services.config.allowed_origins)
+    if cross_site is not None:
+        return cross_site
     try:
         user = await services.users.user_for_request(connection)
     except TransportError as error:
@@ -70,12 +76,12 @@ async def refusal(services: Services, connection: HTTPConnection) -> Response | 
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
-        pool: Pool | None = services.extra.get(POOL_KEY)
-        if pool is None:
-            return PlainTextResponse("The ComfyUI pool is not running.", status_code=503)
         refused = await refusal(services, request)
         if refused is not None:
             return refused
+        pool: Pool | None = services.extra.get(POOL_KEY)
+        if pool is None:
+            return PlainTextResponse("The ComfyUI pool is not running.", status_code=503)
         return await handler(pool, request, pin_of(request))
 
     return endpoint
@@ -83,16 +89,10 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 async def read_json(request: Request) -> tuple[Any, Response | None]:
     """The body as JSON (``{}`` when empty), or ComfyUI's 400 when it is not JSON or too large."""
-    services: Services = request.app.state.services
-    limit = services.settings.network.MaxNetworkRequestMegabytes * 1024 * 1024
-    declared = dotnet.parse_int(request.headers.get("content-length", ""), 64)
-    if declared is not None and declared > limit:
+    try:
+        raw = await read_capped(request, body_limit(request))
+    except TooLarge:
         return None, PlainTextResponse("Request Entity Too Large", status_code=413)
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            return None, PlainTextResponse("Request Entity Too Large", status_code=413)
     if not raw.strip():
         return {}, None
     try:
@@ -209,6 +209,10 @@ async def upload_image(pool: Pool, request: Request, pin: int | None) -> Respons
     return await transfer.upload(pool, request, pin)
 
 
+async def upload_mask(pool: Pool, request: Request, pin: int | None) -> Response:
+    return await mask.upload_mask(pool, request, pin)
+
+
 # --- the event socket ---
 
 
@@ -234,7 +238,7 @@ TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/system_stats", system_stats), ("GET", "/features", features),
     ("GET", "/models", models), ("GET", "/models/{folder}", models), ("GET", "/embeddings", embeddings),
     ("GET", "/extensions", extensions), ("POST", "/free", free),
-    ("GET", "/view", view), ("POST", "/upload/image", upload_image),
+    ("GET", "/view", view), ("POST", "/upload/image", upload_image), ("POST", "/upload/mask", upload_mask),
 ]
 
 
