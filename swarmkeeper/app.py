@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from swarmkeeper.accounts.feature import FEATURE as ACCOUNTS
-from swarmkeeper.api import backend_routes, basic_routes, log_routes
+from swarmkeeper.api import backend_routes, basic_routes, log_routes, server_routes
 from swarmkeeper.api.model_routes import MODELS
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
@@ -44,7 +44,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 #: The core's own routes, then each feature's, in this order.
-CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes)
+CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes, server_routes.routes)
 FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH, ADOPTION]
 
 

@@ -95,6 +95,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                            access_log=False, lifespan="on", timeout_graceful_shutdown=30,
                                            timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)  # ShutdownServer: as Ctrl-C
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 3  # 3: uvicorn's startup-failure code

@@ -10,7 +10,6 @@ from __future__ import annotations
 import string
 
 from swarmkeeper.accounts.errors import AccountError
-from swarmkeeper.api.permissions import ROLE_LEVELS
 
 NAME_MIN = 3
 NAME_MAX = 40
@@ -46,12 +45,6 @@ def check_user_name(name: str) -> str:
 def lookup_name(given: str) -> str:
     """A name as typed at login, folded the way names are stored (no validation: unknown is unknown)."""
     return given.strip().lower() if given.isascii() else given
-
-
-def check_role(role: str) -> str:
-    if role not in ROLE_LEVELS:
-        raise AccountError(f"Unknown role; use one of: {', '.join(ROLE_LEVELS)}.")
-    return role
 
 
 def check_key_name(name: str) -> str:
