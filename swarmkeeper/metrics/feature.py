@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from swarmkeeper.features import Feature
 from swarmkeeper.metrics.backends import BackendCollector
+from swarmkeeper.metrics.farm import FarmCollector
 from swarmkeeper.metrics.latency import APILatency
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 async def start(services: Services) -> None:
     services.metrics.declare_types(backend_type.id for backend_type in services.types)
     services.metrics.add_collector(BackendCollector(services.registry, services.types))
+    services.metrics.add_collector(FarmCollector(services.registry, services.metrics.farm))
 
 
 async def scrape(request: Request) -> Response:
