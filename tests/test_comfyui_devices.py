@@ -7,8 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from swarmkeeper.backends.comfyui_monitor import parse_devices
+from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.testing.fake_comfyui import fixture, run_fake_comfyui
+from tests.comfy_peer import RealComfyUI, real_comfyui  # noqa: F401 - the session fixture
 from tests.metrics_support import scrape, series, value
 from tests.pool_support import pool_server
 
@@ -54,3 +58,15 @@ def test_bad_system_stats_devices_are_skipped_not_trusted() -> None:
     assert (device.name, device.index, device.vram_total, device.vram_free, device.torch_vram_total,
             device.torch_vram_free, device.vram_used) == ("cuda:0 NVIDIA RTX", 0, 8 * 2**30, 0, 0, 0, 8 * 2**30)
     assert parse_devices({"devices": "none"}) == () and parse_devices({}) == ()
+
+
+@pytest.mark.comfyui
+async def test_a_real_comfyuis_devices_are_listed(data_dir: Path, real_comfyui: RealComfyUI) -> None:  # noqa: F811
+    async with ComfyClient(real_comfyui.url, timeout=60) as client:
+        stats = await client.system_stats()
+    async with pool_server(data_dir, [real_comfyui.url]) as pool:
+        devices = await devices_of(pool.api, pool.backend_ids[0])
+        assert [(d["name"], d["type"], d["vram_total"]) for d in devices] == [
+            (d["name"], d["type"], d["vram_total"]) for d in stats["devices"]]
+        samples = await scrape(pool.api)
+        assert len(series(samples, "swarmkeeper_backend_vram_total_bytes")) == len(stats["devices"])
