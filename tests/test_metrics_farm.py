@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from swarmkeeper.metrics.farm import recent
 from swarmkeeper.metrics.history import Buckets, FarmHistory
 from swarmkeeper.web.feature import web_feature
 from swarmkeeper.web.stream import StreamPolicy
@@ -55,6 +56,10 @@ def test_history_counts_images_per_backend_and_the_deepest_queue() -> None:
     assert history.totals == {0: 2, 1: 1}
 
 
+def test_a_series_is_sent_without_its_leading_zeros() -> None:
+    assert recent([0, 0, 3, 0, 1]) == [3, 0, 1] and recent([0, 0]) == [] and recent([2]) == [2]
+
+
 async def test_the_stream_sends_farm_snapshots_only_when_asked(data_dir: Path) -> None:
     policy = StreamPolicy(heartbeat=5.0, check_every=0.02, farm_every=0.05)
     async with on_loopback(test_config(data_dir, backend_type_modules=WEB_TYPES),
@@ -66,12 +71,13 @@ async def test_the_stream_sends_farm_snapshots_only_when_asked(data_dir: Path) -
         farm = await first_events(http, {"session_id": session, "farm": "1"}, 3)
         assert [message.event for message in farm] == ["ready", "farm", "farm"]
         snapshot = farm[1].data
-        assert set(snapshot) == {"time", "bucket_seconds", "pool", "backends"}
-        assert snapshot["bucket_seconds"] == 60.0 and len(snapshot["pool"]["images"]) == 60
+        assert set(snapshot) == {"time", "bucket_seconds", "buckets", "pool", "backends"}
+        assert snapshot["bucket_seconds"] == 60.0 and len(snapshot["pool"]["images"]) == snapshot["buckets"] == 60
         (backend,) = snapshot["backends"]
         assert set(backend) == {"id", "title", "type", "status", "running", "waiting", "max_usages", "model",
                                 "images", "images_total", "vram_used", "vram_total", "devices"}
         assert (backend["type"], backend["images_total"], backend["vram_total"]) == ("swarmkeeper_dummy", 0, 0)
+        assert backend["images"] == []  # an idle hour is sent as nothing
         plain = await first_events(http, {"session_id": session}, 2, until="backend")
         assert "farm" not in [message.event for message in plain]
 

@@ -23,6 +23,15 @@ from swarmkeeper.metrics.history import FarmHistory
 from swarmkeeper.types import JSONObject
 
 
+def recent(series: list[int]) -> list[int]:
+    """A series without its leading zeros (the page pads it back to ``buckets``): an idle backend's
+    hour costs a few bytes a second instead of sixty numbers."""
+    for index, count in enumerate(series):
+        if count:
+            return series[index:]
+    return []
+
+
 @dataclass(frozen=True)
 class BackendView:
     """One backend as the farm view draws it."""
@@ -35,7 +44,8 @@ class BackendView:
         return {"id": record.id, "title": record.title or record.type.name, "type": record.type.id,
                 "status": str(record.status), "running": max(0, record.usages - record.jobs_queued),
                 "waiting": record.jobs_queued, "max_usages": record.max_usages,
-                "model": record.backend.current_model, "images": history.backend_series(record.id, now),
+                "model": record.backend.current_model, "images": recent(history.backend_series(record.id, now))
+                if record.id in history.per_backend else [],
                 "images_total": history.totals.get(record.id, 0),
                 "vram_used": sum(device.vram_used for device in devices),
                 "vram_total": sum(device.vram_total for device in devices),
@@ -43,11 +53,12 @@ class BackendView:
 
 
 def farm_snapshot(registry: BackendRegistry, history: FarmHistory) -> JSONObject:
-    """What the farm view shows now (the ``farm`` event of the push stream)."""
+    """What the farm view shows now (the ``farm`` event of the push stream). Series are counts per
+    bucket, oldest first, ending with the bucket now fills; a backend's without its leading zeros."""
     now = history.clock()
     queue = history.sample_queue()
     backends = [BackendView(record).describe(history, now) for record in registry.all() if record.real]
-    return {"time": now, "bucket_seconds": history.bucket_seconds,
+    return {"time": now, "bucket_seconds": history.bucket_seconds, "buckets": history.buckets,
             "pool": {"queue": queue, "running": sum(entry["running"] for entry in backends),
                      "waiting_in_backends": sum(entry["waiting"] for entry in backends),
                      "images": history.images.series(now), "queue_history": history.queue.series(now),

@@ -11,6 +11,11 @@ function gib(bytes) {
   return `${(bytes / GIB).toFixed(1)} GiB`;
 }
 
+/** A backend's series arrives without its leading zeros: put them back. */
+function padded(values, length) {
+  return [...Array(Math.max(0, length - values.length)).fill(0), ...values];
+}
+
 function current(images) {
   return images.length ? images[images.length - 1] : 0;
 }
@@ -44,7 +49,8 @@ export class FarmView {
       stat('running', pool.running, 'pool-running'),
       stat(`images this ${bucketName(snapshot.bucket_seconds)}`, current(pool.images), 'pool-rate'),
       stat('images done', pool.images_total, 'pool-total'));
-    const rows = snapshot.backends.map((backend) => this.backendRow(backend, snapshot.bucket_seconds));
+    const rows = snapshot.backends.map((backend) => this.backendRow(
+      {...backend, images: padded(backend.images, snapshot.buckets)}, snapshot.bucket_seconds));
     this.root.querySelector('.farm-body').replaceChildren(summary, poolChart,
       h('div', {class: 'farm-backends'}, ...rows));
   }
