@@ -93,6 +93,8 @@ async def test_bad_role_input_is_refused_in_swarmuis_words_and_nothing_changes(
         assert await server.error("AdminAddRole", {"name": name}, session=root) == short, name
     assert await server.error("AdminAddRole", {"name": "x" * 5000}, session=root) == (
         "Role name must be at most 40 characters long.")
+    assert await server.error("AdminAddRole", {"name": "night\u200bshift"}, session=root) == (
+        "Role names may not contain control or invisible characters (found U+200B).")
     assert await server.error("AdminAddRole", {"name": "OPS"}, session=root) == "A role by that name already exists."
     assert await server.error("AdminAddRole", {"name": "owner"}, session=root) == "A role by that name already exists."
     bad_edits = {
@@ -103,6 +105,8 @@ async def test_bad_role_input_is_refused_in_swarmuis_words_and_nothing_changes(
         "max_t2i_simultaneous must be between 1 and 10000 (got 0).": edit("ops", max_t2i_simultaneous=0),
         "No role by that name exists.": edit("nope"),
         "The permissions list is too long.": edit("ops", permissions="x" * 30000),
+        "The description may not contain control or invisible characters (found U+0000).":
+            edit("ops", description="a\x00b"),
         "The owner role always keeps '*' (Full Control), so the server cannot lock itself out.":
             edit("owner", permissions="view_logs"),
     }

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from swarmkeeper.accounts.errors import AccountError
+from swarmkeeper.accounts.names import control_char
 from swarmkeeper.api.permissions import ALL_FLAGS, ROLES, role_permissions
 from swarmkeeper.db import Database
 from swarmkeeper.types import JSONObject
@@ -79,6 +80,9 @@ def role_id_for(name: str) -> str:
         raise AccountError("Role name must be at least 3 characters long, A-Z 0-9 only.")
     if len(cleaned) > ID_MAX or len(name) > ID_MAX * 2:
         raise AccountError(f"Role name must be at most {ID_MAX} characters long.")
+    bad = control_char(name)
+    if bad is not None:
+        raise AccountError(f"Role names may not contain control or invisible characters (found {bad}).")
     return cleaned
 
 
@@ -111,6 +115,9 @@ def apply_edit(role: RoleData, edit: RoleEdit) -> RoleData:
     """The role after the edit; AccountError (and nothing changed) if any field is bad."""
     if len(edit.description) > TEXT_MAX:
         raise AccountError(f"The description is at most {TEXT_MAX} characters long.")
+    bad = control_char(edit.description.replace("\n", "").replace("\t", ""))
+    if bad is not None:
+        raise AccountError(f"The description may not contain control or invisible characters (found {bad}).")
     permissions = check_permissions(edit.permissions)
     if role.id == "owner" and "*" not in permissions:
         raise AccountError("The owner role always keeps '*' (Full Control), so the server cannot lock itself out.")
