@@ -16,6 +16,7 @@ import psutil
 from swarmkeeper.api.server_routes import UPDATES_REFUSAL
 from swarmkeeper.resources import GPUReader
 from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+from tests.accounts_support import accounts_server
 from tests.pool_support import pool_server
 from tests.servers import APIClient, ServerProcess, in_process, on_loopback, test_config
 
@@ -133,3 +134,22 @@ def test_gpus_read_through_nvml_in_swarmuis_shape() -> None:
 def test_without_nvidia_ml_py_there_are_no_gpus() -> None:
     assert importlib.util.find_spec("pynvml") is None  # not installed here: the reader must cope
     assert GPUReader().read() == {}
+
+
+async def test_with_accounts_each_user_is_listed_with_the_address_of_their_sessions(data_dir: Path) -> None:
+    async with accounts_server(data_dir) as server:
+        await server.add_user("root", "owner")
+        await server.add_user("ann", "user")
+        root = await server.session_for("root")
+        await server.session_for("ann")
+        await server.session_for("ann")
+        users = (await server.ok("ListConnectedUsers", session=root))["users"]
+        assert [(user["id"], user["active_sessions"]) for user in users] == [
+            ("ann", [{"address": "203.0.113.7", "count": 2}]), ("root", [{"address": "203.0.113.7", "count": 1}])]
+        await server.add_user("idle", "user")  # an account with no session: known, nothing to stop
+        assert await server.ok("AdminInterruptUser", {"name": "idle"}, session=root) == {"success": True}
+        assert await server.error("AdminInterruptUser", {"name": "ghost"}, session=root) == (
+            "No user by that name exists.")
+        ann = await server.session_for("ann")
+        refused = await server.call("ListConnectedUsers", session=ann)
+        assert refused.json() == {"error_id": "bad_permissions", "error": "You lack permissions for this route."}
