@@ -113,6 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                            access_log=False, lifespan="on", timeout_graceful_shutdown=30,
                                            timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)  # ShutdownServer: as Ctrl-C
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else 3  # 3: uvicorn's startup-failure code
@@ -124,20 +125,20 @@ def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
 
 def users_parser(commands: Subcommands) -> None:
     from swarmkeeper.accounts import commands as run
-    from swarmkeeper.api.permissions import ROLE_LEVELS
 
     users = commands.add_parser("users", help="Manage user accounts (works on the data folder's database).")
     actions = users.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="Add a user; the password is asked for, or read with --password_stdin.")
     add.add_argument("name", type=run.user_name_arg, help="Lower-case letters, digits and . _ - @ (3 to 40).")
-    add.add_argument("--role", choices=list(ROLE_LEVELS), default="user", help="The user's role (default user).")
+    add.add_argument("--role", default="user", help="The user's role (default user): owner, admin, poweruser, user, "
+                                                    "guest, or a custom role made with AdminAddRole.")
     _add_flag(add, "password_stdin", action="store_true", help="Read the password from the first line of stdin.")
     add.set_defaults(run=run.run(run.users_add, password=True))
     listing = actions.add_parser("list", help="List users and their roles.")
     listing.set_defaults(run=run.run(run.users_list))
     set_role = actions.add_parser("set-role", help="Change a user's role.")
     set_role.add_argument("name")
-    set_role.add_argument("role", choices=list(ROLE_LEVELS))
+    set_role.add_argument("role", help="owner, admin, poweruser, user, guest, or a custom role.")
     set_role.set_defaults(run=run.run(run.users_set_role))
     set_password = actions.add_parser("set-password", help="Set a user's password (ends their logins).")
     set_password.add_argument("name")
@@ -152,15 +153,14 @@ def users_parser(commands: Subcommands) -> None:
 
 def keys_parser(commands: Subcommands) -> None:
     from swarmkeeper.accounts import commands as run
-    from swarmkeeper.api.permissions import ROLE_LEVELS
 
     keys = commands.add_parser("keys", help="Manage API keys (Authorization: Bearer) for scripts and bots.")
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="Create a key; it is printed once, on stdout.")
     create.add_argument("--user", required=True, help="The user the key acts as.")
     create.add_argument("--name", required=True, help="What the key is for (e.g. nightly-bot).")
-    create.add_argument("--role", choices=["", *ROLE_LEVELS], default="",
-                        help="A narrower role for the key (default: the user's own role).")
+    create.add_argument("--role", default="", help="A narrower role for the key (default: the user's own role); "
+                                                   "built-in or custom.")
     _add_flag(create, "expires_days", type=float, default=0.0, help="Days until it expires (default 0: never).")
     create.set_defaults(run=run.run(run.keys_create))
     listing = actions.add_parser("list", help="List keys by name and prefix (never the key itself).")

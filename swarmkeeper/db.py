@@ -72,6 +72,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_log_backend ON audit_log (backend_id);
     CREATE INDEX audit_log_user ON audit_log (user_id);
     """,
+    # custom roles (and edited built-in ones), with SwarmUI's fields; who set a user's password
+    """
+    CREATE TABLE roles (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        permissions TEXT NOT NULL DEFAULT '[]',
+        max_outpath_depth INTEGER NOT NULL DEFAULT 5,
+        max_t2i_simultaneous INTEGER NOT NULL DEFAULT 32,
+        allow_unsafe_outpaths INTEGER NOT NULL DEFAULT 0,
+        model_whitelist TEXT NOT NULL DEFAULT '[]',
+        model_blacklist TEXT NOT NULL DEFAULT '[]'
+    );
+    ALTER TABLE users ADD COLUMN password_set_by_admin INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -19,6 +19,7 @@ from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
 from swarmkeeper.logs import LogStore
 from swarmkeeper.metrics import Metrics
+from swarmkeeper.resources import ResourceReader
 
 
 @dataclass
@@ -40,5 +41,7 @@ class Services:
     listing: ListingCache = field(default_factory=ListingCache)
     #: Counters and histograms (GET /metrics); the same object as BackendServices.metrics.
     metrics: Metrics = field(default_factory=Metrics)
+    #: CPU, RAM and GPU readings (GetServerResourceInfo).
+    resources: ResourceReader = field(default_factory=ResourceReader)
     #: Parts added by later features (scheduler, accounts, metrics), by name.
     extra: dict[str, Any] = field(default_factory=dict)

@@ -72,6 +72,8 @@ def test_the_users_commands(tmp_path: Path) -> None:
      "swarmkeeper: The name 'local' is the local owner's (--user_id); choose another.\n"),
     (("users", "set-role", "ghost", "admin"), "", False, 1, "swarmkeeper: No such user.\n"),
     (("users", "remove", "ghost"), "", False, 1, "swarmkeeper: No such user.\n"),
+    (("users", "add", "bob", "--role", "boss", "--password_stdin"), PASSWORD + "\n", False, 1,
+     "swarmkeeper: Unknown role; use one of: owner, admin, poweruser, user, guest.\n"),
 ])
 def test_mistakes_get_one_line(tmp_path: Path, argv: tuple[str, ...], stdin: str, tty: bool, code: int,
                                message: str) -> None:
@@ -81,3 +83,18 @@ def test_mistakes_get_one_line(tmp_path: Path, argv: tuple[str, ...], stdin: str
 def test_a_bad_name_is_refused_before_the_password_is_asked(tmp_path: Path) -> None:
     code, _, err = run(tmp_path / "Data", "users", "add", "Bad Name", tty=True)
     assert code == 2 and "User names are lower-case." in err and not (tmp_path / "Data").exists()
+
+
+async def _add_role(data: Path, name: str) -> frozenset[str]:
+    async with opened(data) as accounts:
+        await accounts.roles.add(name)
+        return accounts.roles.permissions_of(name)
+
+
+def test_a_custom_role_can_be_given_from_the_command_line(tmp_path: Path) -> None:
+    data = tmp_path / "Data"
+    data.mkdir()
+    assert asyncio.run(_add_role(data, "night_ops")) == frozenset()
+    assert run(data, "users", "add", "nina", "--role", "night_ops", "--password_stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out, _ = run(data, "users", "list")
+    assert code == 0 and "night_ops" in out

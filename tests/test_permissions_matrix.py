@@ -235,3 +235,32 @@ def test_every_route_carries_a_registered_flag() -> None:
     routes = list(api_routes(FEATURES))
     assert [route.name for route in routes if route.flag.id not in known] == []
     assert {route.name for route in routes if route.flag is PUBLIC} == {"GetNewSession", "Login"}
+
+
+def test_the_server_tab_routes_carry_swarmuis_flags() -> None:
+    """Each route of SwarmUI's Server tab with its AdminAPI.cs flag, and each flag with its
+    Permissions.cs id, name, group and default level (who holds it)."""
+    routes = {route.name: route.flag for route in api_routes(FEATURES)}
+    expected = {
+        "GetServerResourceInfo": ("read_server_info_panels", "Read Server Info Panels", Level.ADMINS),
+        "ListConnectedUsers": ("read_server_info_panels", "Read Server Info Panels", Level.ADMINS),
+        "AdminInterruptUser": ("interrupt_others", "Interrupt Others", Level.ADMINS),
+        "ShutdownServer": ("shutdown", "Shutdown Server", Level.NOBODY),
+        "CheckForUpdates": ("restart", "Restart Server", Level.ADMINS),
+        "UpdateAndRestart": ("restart", "Restart Server", Level.ADMINS),
+        "AdminGetUserInfo": ("manage_users", "Manage Users", Level.NOBODY),
+        "AdminChangeUserSettings": ("manage_users", "Manage Users", Level.NOBODY),
+        "AdminAddRole": ("configure_roles", "Configure Roles", Level.NOBODY),
+        "AdminEditRole": ("configure_roles", "Configure Roles", Level.NOBODY),
+        "AdminDeleteRole": ("configure_roles", "Configure Roles", Level.NOBODY),
+        "AdminListRoles": ("configure_roles", "Configure Roles", Level.NOBODY),
+        "AdminListPermissions": ("configure_roles", "Configure Roles", Level.NOBODY),
+    }
+    for name, (flag_id, display, level) in expected.items():
+        flag = routes[name]
+        assert (flag.id, flag.display_name, flag.default, flag.group.display_name) == (
+            flag_id, display, level, "Admin"), name
+    holders = {"read_server_info_panels": {"owner", "admin"}, "interrupt_others": {"owner", "admin"},
+               "shutdown": {"owner"}, "restart": {"owner", "admin"}}
+    for flag_id, roles in holders.items():
+        assert {role for role in ROLES if flag_id in role_permissions(role)} == roles, flag_id

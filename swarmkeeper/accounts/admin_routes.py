@@ -1,33 +1,19 @@
 """User administration, with SwarmUI's AdminAPI route names and shapes (``manage_users``: owners
-only by default), plus ``AdminSetUserRole``; and the role and permission lists (``configure_roles``)."""
+only by default), plus ``AdminSetUserRole``. Roles and permissions are in role_routes.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from swarmkeeper.accounts.passwords import new_password_digest
-from swarmkeeper.accounts.service import accounts_of
-from swarmkeeper.api.permissions import (
-    ALL_FLAGS,
-    CONFIGURE_ROLES,
-    MANAGE_USERS,
-    ROLES,
-    Level,
-    PermissionFlag,
-    PermissionGroup,
-    Safety,
-    role_permissions,
-)
-from swarmkeeper.api.routes import APICall, RouteTable
+from swarmkeeper.accounts.service import Accounts, accounts_of
+from swarmkeeper.api.permissions import MANAGE_USERS
+from swarmkeeper.api.routes import APICall, RawInput, RouteTable
+from swarmkeeper.exceptions import APIError
 from swarmkeeper.types import JSONObject
 
 routes = RouteTable()
 
-SPECIAL = PermissionGroup("Special", "Special permissions that don't make sense to give out.")
-#: SwarmUI lists the ``*`` wildcard as a permission of its own.
-FULL_CONTROL = PermissionFlag(
-    "*", "Full Control", "Allows full control over everything.\nA magic wildcard to allow all permissions.\nOnly the "
-    "owner should have this.", Level.NOBODY, SPECIAL, Safety.POWERFUL)
 SUCCESS: JSONObject = {"success": True}
 
 
@@ -70,7 +56,7 @@ async def admin_set_user_password(
     """Admin route to force-set a user's password; ends every login and session of that user."""
     accounts = accounts_of(call.services)
     await accounts.account(name)
-    await accounts.set_password(name, new_password_digest(name, password))
+    await accounts.set_password(name, new_password_digest(name, password), by_admin=True)
     return SUCCESS
 
 
@@ -85,22 +71,47 @@ async def admin_set_user_role(
     return SUCCESS
 
 
-@routes.route("AdminListRoles", flag=CONFIGURE_ROLES, user_update=False, returns="""
-    "roles": {"user": {"name": "User", "description": "...", "is_auto_generated": true,
-                       "permissions": ["first", "second"]}}
-""")
-async def admin_list_roles(call: APICall) -> JSONObject:
-    """Admin route to get a list of all available roles, with the permissions each one holds."""
-    return {"roles": {role.id: {"name": role.display_name, "description": role.description,
-                                "is_auto_generated": True, "permissions": sorted(role_permissions(role.id))}
-                      for role in ROLES}}
+async def existing(accounts: Accounts, name: str) -> None:
+    if await accounts.users.get(name) is None:
+        raise APIError("No user by that name exists.")
 
 
-@routes.route("AdminListPermissions", flag=CONFIGURE_ROLES, user_update=False, returns="""
-    "permissions": {"perm_name": {"name": "Perm Name", "description": "...", "default": "USER",
-                                  "group": {"name": "My Group", "description": "..."},
-                                  "safety_level": "UNTESTED", "alt_safety_text": null}}
+def max_t2i(call: APICall, role_limit: int) -> int:
+    """SwarmUI's CalcMaxT2ISimultaneous: the role's limit, capped by what the real backends take at once."""
+    capacity = sum(record.max_usages for record in call.services.registry.all() if record.real and record.enabled)
+    return max(1, min(role_limit, capacity)) if capacity else role_limit
+
+
+@routes.route("AdminGetUserInfo", flag=MANAGE_USERS, user_update=False, returns="""
+    "user_id": "useridhere", "password_set_by_admin": true, "settings": {}, "oauth_email": "", "max_t2i": 32
 """)
-async def admin_list_permissions(call: APICall) -> JSONObject:
-    """Admin route to get a list of all available permissions."""
-    return {"permissions": {flag.id: flag.describe() for flag in (FULL_CONTROL, *ALL_FLAGS)}}
+async def admin_get_user_info(call: APICall,
+                              name: Annotated[str, "The name of the user to get info for."]) -> JSONObject:
+    """Admin route to get info about a user. swarmkeeper keeps no per-user settings (`settings` is empty) and no
+    OAuth; `max_t2i` is the role's limit capped by what the enabled backends take at once."""
+    accounts = accounts_of(call.services)
+    account = await accounts.users.get(name)
+    if account is None:
+        raise APIError("No user by that name exists.")
+    role = accounts.roles.get(account.role)
+    return {"user_id": account.name, "password_set_by_admin": await accounts.users.password_set_by_admin(name),
+            "settings": {}, "oauth_email": "", "max_t2i": max_t2i(call, role.max_t2i_simultaneous if role else 32)}
+
+
+@routes.route("AdminChangeUserSettings", flag=MANAGE_USERS, returns='"success": true')
+async def admin_change_user_settings(
+    call: APICall,
+    name: Annotated[str, "The name of the user."],
+    rawData: Annotated[RawInput, "Simple object map of key as setting ID to new setting value to apply, under "
+                                 "'settings'."],
+) -> JSONObject:
+    """Admin route to forcibly change user settings data for a user. swarmkeeper keeps no per-user settings, so
+    only an empty `settings` succeeds; any setting is refused by name (nothing is changed)."""
+    await existing(accounts_of(call.services), name)
+    settings = rawData.get("settings", {})
+    if not isinstance(settings, dict):
+        raise APIError("'settings' must be an object of setting ID to value.")
+    if settings:
+        shown = ", ".join(repr(str(key)[:60]) for key in list(settings)[:5])
+        raise APIError(f"Unknown user setting(s): {shown}. swarmkeeper keeps no per-user settings.")
+    return SUCCESS

@@ -145,6 +145,11 @@ class KeyStore:
                                            (user,))
         return [APIKey(*row) for row in rows]
 
+    async def count_with_role(self, role: str) -> int:
+        """Keys narrowed to ``role`` that are not revoked."""
+        row = await self.db.fetch_one("SELECT COUNT(*) FROM api_keys WHERE role = ? AND revoked IS NULL", (role,))
+        return int(row[0]) if row is not None else 0
+
     async def revoke(self, key_id: str) -> bool:
         """False if there is no such key or it was already revoked."""
         changed = await self.db.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from swarmkeeper.accounts.apikeys import APIKey
@@ -27,18 +28,23 @@ def narrow(held: frozenset[str], limit: frozenset[str]) -> frozenset[str]:
     return held & limit
 
 
-def account_user(account: Account) -> User:
-    return User(account.name, (account.role,), role_permissions(account.role))
+#: The flags a role id grants (the accounts' RoleBook.permissions_of; the built-in defaults alone
+#: where no role book is at hand).
+Grants = Callable[[str], frozenset[str]]
 
 
-def key_user(account: Account, key: APIKey) -> KeyUser:
-    held = role_permissions(account.role)
-    permissions = narrow(held, role_permissions(key.role)) if key.role else held
+def account_user(account: Account, grants: Grants = role_permissions) -> User:
+    return User(account.name, (account.role,), grants(account.role))
+
+
+def key_user(account: Account, key: APIKey, grants: Grants = role_permissions) -> KeyUser:
+    held = grants(account.role)
+    permissions = narrow(held, grants(key.role)) if key.role else held
     roles = (account.role, key.role) if key.role else (account.role,)
     return KeyUser(account.name, roles, permissions, key_id=key.id)
 
 
-def within(user: User, role: str) -> bool:
+def within(user: User, role: str, grants: Grants = role_permissions) -> bool:
     """Whether a role grants nothing the user lacks (a key may not hold more than its user)."""
-    wanted = role_permissions(role)
+    wanted = grants(role)
     return narrow(user.permissions, wanted) == wanted

@@ -132,7 +132,7 @@ async def users_remove(accounts: Accounts, args: argparse.Namespace) -> int:
 # --- keys ---
 
 async def keys_create(accounts: Accounts, args: argparse.Namespace) -> int:
-    user = account_user(await accounts.account(args.user))
+    user = account_user(await accounts.account(args.user), accounts.roles.permissions_of)
     key, text = await accounts.create_key(user, args.name, args.role, args.expires_days)
     await audit(accounts, "keys create", {"user": key.user, "id": key.id, "name": key.name, "role": key.role})
     print(f"Created API key {key.prefix} ('{key.name}') for {key.user}. It is shown only this once:", file=sys.stderr)

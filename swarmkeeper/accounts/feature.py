@@ -8,7 +8,7 @@ import logging
 
 from starlette.middleware import Middleware
 
-from swarmkeeper.accounts import admin_routes, audit_routes, key_routes, login_routes
+from swarmkeeper.accounts import admin_routes, audit_routes, key_routes, login_routes, role_routes
 from swarmkeeper.accounts.cookies import ResponseCookies
 from swarmkeeper.accounts.gate import AuthGate
 from swarmkeeper.accounts.hooks import audited, binding_key_sessions
@@ -23,7 +23,8 @@ log = logging.getLogger("swarmkeeper.accounts")
 
 def account_routes() -> RouteTable:
     table = RouteTable()
-    for routes in (login_routes.routes, admin_routes.routes, key_routes.routes, audit_routes.routes):
+    for routes in (login_routes.routes, admin_routes.routes, role_routes.routes, key_routes.routes,
+                   audit_routes.routes):
         table.include(routes)
     return table
 

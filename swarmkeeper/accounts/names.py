@@ -10,7 +10,6 @@ from __future__ import annotations
 import string
 
 from swarmkeeper.accounts.errors import AccountError
-from swarmkeeper.api.permissions import ROLE_LEVELS
 
 NAME_MIN = 3
 NAME_MAX = 40
@@ -18,7 +17,7 @@ KEY_NAME_MAX = 100
 _NAME_CHARS = frozenset(string.ascii_lowercase + string.digits + "._-@")
 
 
-def _control_char(text: str) -> str | None:
+def control_char(text: str) -> str | None:
     for char in text:
         if not char.isprintable():
             return f"U+{ord(char):04X}"
@@ -29,7 +28,7 @@ def check_user_name(name: str) -> str:
     """The name if it is a valid user name, else AccountError saying why."""
     if not name:
         raise AccountError("A user name is required.")
-    bad = _control_char(name)
+    bad = control_char(name)
     if bad is not None:
         raise AccountError(f"User names may not contain control or invisible characters (found {bad}).")
     if not NAME_MIN <= len(name) <= NAME_MAX:
@@ -48,18 +47,12 @@ def lookup_name(given: str) -> str:
     return given.strip().lower() if given.isascii() else given
 
 
-def check_role(role: str) -> str:
-    if role not in ROLE_LEVELS:
-        raise AccountError(f"Unknown role; use one of: {', '.join(ROLE_LEVELS)}.")
-    return role
-
-
 def check_key_name(name: str) -> str:
     """An API key's label: 1 to 100 printable characters."""
     name = name.strip()
     if not name:
         raise AccountError("An API key needs a name (what it is for, e.g. 'nightly-bot').")
-    bad = _control_char(name)
+    bad = control_char(name)
     if bad is not None:
         raise AccountError(f"API key names may not contain control or invisible characters (found {bad}).")
     if len(name) > KEY_NAME_MAX:

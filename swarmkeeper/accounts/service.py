@@ -13,8 +13,9 @@ from swarmkeeper.accounts.apikeys import APIKey, KeyStore
 from swarmkeeper.accounts.audit import AuditLog
 from swarmkeeper.accounts.callers import account_user, within
 from swarmkeeper.accounts.errors import AccountError
-from swarmkeeper.accounts.names import check_key_name, check_role, check_user_name
+from swarmkeeper.accounts.names import check_key_name, check_user_name
 from swarmkeeper.accounts.passwords import Passwords
+from swarmkeeper.accounts.roles import RoleBook
 from swarmkeeper.accounts.store import Account, UserStore
 from swarmkeeper.accounts.throttle import LoginThrottle
 from swarmkeeper.accounts.tokens import LoginTokens
@@ -58,17 +59,19 @@ class Accounts:
         self.tokens = LoginTokens(db, clock)
         self.keys = KeyStore(db, clock)
         self.audit = AuditLog(db, clock)
+        self.roles = RoleBook(db)
         self.passwords = passwords or Passwords()
         self.throttle = throttle or LoginThrottle()
 
     async def start(self) -> None:
         await self.keys.load()
+        await self.roles.load()
 
     # --- users ---
 
     async def user_named(self, name: str) -> User | None:
         account = await self.users.get(name)
-        return account_user(account) if account is not None else None
+        return account_user(account, self.roles.permissions_of) if account is not None else None
 
     async def account(self, name: str) -> Account:
         account = await self.users.get(name)
@@ -79,7 +82,7 @@ class Accounts:
     async def add_user(self, name: str, digest: str, role: str) -> None:
         """Add a user whose password prehash is ``digest`` (see passwords.py)."""
         check_user_name(name)
-        check_role(role)
+        self.roles.check(role)
         if name == self.policy.local_user:
             raise AccountError(f"The name '{name}' is the local owner's (--user_id); choose another.")
         if not await self.users.add(name, role, await self.passwords.hash(digest)):
@@ -97,16 +100,16 @@ class Accounts:
 
     async def set_role(self, name: str, role: str, *, actor: str | None = None) -> None:
         account = await self.account(name)
-        check_role(role)
+        self.roles.check(role)
         if role != "owner":
             await self._keep_an_owner(account, actor)
         await self.users.set_role(name, role)
         self.sessions.access.notify()  # open push streams check their caller's rights again now
 
-    async def set_password(self, name: str, digest: str) -> None:
+    async def set_password(self, name: str, digest: str, *, by_admin: bool = False) -> None:
         """A new password ends every login and session of the user (API keys stay)."""
         await self.account(name)
-        await self.users.set_password(name, await self.passwords.hash(digest))
+        await self.users.set_password(name, await self.passwords.hash(digest), by_admin=by_admin)
         await self.end_logins(name)
 
     async def check_password(self, name: str, digest: str) -> bool:
@@ -116,6 +119,20 @@ class Accounts:
     async def end_logins(self, name: str) -> None:
         await self.tokens.revoke_all(name)
         await self.sessions.end_for_user(name)
+
+    async def delete_role(self, role_id: str) -> None:
+        """A custom role goes only when no user and no live API key holds it (they would be left
+        with a role that grants nothing)."""
+        self.roles.deletable(role_id)
+        holders = await self.users.names_with_role(role_id)
+        if holders:
+            shown = ", ".join(holders[:5]) + (", ..." if len(holders) > 5 else "")
+            raise AccountError(f"That role is held by {len(holders)} user(s) ({shown}); give them another role "
+                               "first.")
+        keys = await self.keys.count_with_role(role_id)
+        if keys:
+            raise AccountError(f"{keys} API key(s) are narrowed to that role; revoke them first.")
+        await self.roles.delete(role_id)
 
     async def _keep_an_owner(self, account: Account, actor: str | None) -> None:
         """Through the API (an actor), the last owner can be neither removed nor demoted."""
@@ -129,8 +146,8 @@ class Accounts:
         """A key for ``creator`` (narrowed to ``role`` if given); returns it and its text, shown once."""
         check_key_name(name)
         if role:
-            check_role(role)
-            if not within(creator, role):
+            self.roles.check(role)
+            if not within(creator, role, self.roles.permissions_of):
                 raise AccountError(f"A key cannot hold more than its user: role '{role}' has permissions "
                                    f"'{creator.id}' lacks.")
         if not 0 <= expires_days <= MAX_KEY_DAYS:

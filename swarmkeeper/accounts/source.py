@@ -66,7 +66,7 @@ class AccountUsers:
         if account is None:
             raise InvalidAPIKey(KEY_REFUSALS[KeyStatus.UNKNOWN])
         await self.accounts.keys.touch(check.key)
-        return key_user(account, check.key)
+        return key_user(account, check.key, self.accounts.roles.permissions_of)
 
     async def user_for_bearer(self, connection: HTTPConnection) -> User | None:
         text = bearer_key(connection)
@@ -105,4 +105,4 @@ class AccountUsers:
         if key is None or self.accounts.keys.status_of(key).status is not KeyStatus.VALID:
             return None
         account = await self.accounts.users.get(key.user)
-        return key_user(account, key) if account is not None else None
+        return key_user(account, key, self.accounts.roles.permissions_of) if account is not None else None

@@ -54,10 +54,19 @@ class UserStore:
         self.cache.drop(name)
         return changed == 1
 
-    async def set_password(self, name: str, password_hash: str) -> bool:
-        changed = await self.db.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
+    async def set_password(self, name: str, password_hash: str, *, by_admin: bool = False) -> bool:
+        changed = await self.db.execute("UPDATE users SET password_hash = ?, password_set_by_admin = ? WHERE name = ?",
+                                        (password_hash, int(by_admin), name))
         self.cache.drop(name)
         return changed == 1
+
+    async def password_set_by_admin(self, name: str) -> bool:
+        row = await self.db.fetch_one("SELECT password_set_by_admin FROM users WHERE name = ?", (name,))
+        return bool(row[0]) if row is not None else False
+
+    async def names_with_role(self, role: str) -> list[str]:
+        rows = await self.db.fetch_all("SELECT name FROM users WHERE role = ? ORDER BY name", (role,))
+        return [row[0] for row in rows]
 
     async def remove(self, name: str) -> bool:
         changed = await self.db.execute("DELETE FROM users WHERE name = ?", (name,))

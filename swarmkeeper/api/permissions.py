@@ -66,8 +66,18 @@ CONFIGURE_ROLES = PermissionFlag(
 MANAGE_USERS = PermissionFlag(
     "manage_users", "Manage Users", "Allows access to administrative user management.\nThis is basically total "
     "control, as you can give yourself more permissions with this.", Level.NOBODY, ADMIN, Safety.POWERFUL)
+INTERRUPT_OTHERS = PermissionFlag(
+    "interrupt_others", "Interrupt Others", "Allows an admin to interrupt other user's sessions at will.",
+    Level.ADMINS, ADMIN, Safety.POWERFUL)
+SHUTDOWN = PermissionFlag(
+    "shutdown", "Shutdown Server", "Allows the user to fully shut down the server.", Level.NOBODY, ADMIN, Safety.SAFE)
+RESTART = PermissionFlag(
+    "restart", "Restart Server", "Allows the user to fully restart the server.", Level.ADMINS, ADMIN, Safety.SAFE)
 VIEW_LOGS = PermissionFlag(
     "view_logs", "View Server Logs", "Allows the user to view server logs.", Level.ADMINS, ADMIN, Safety.SAFE)
+READ_SERVER_INFO_PANELS = PermissionFlag(
+    "read_server_info_panels", "Read Server Info Panels", "Allows the user to read server info panels (resource "
+    "usage, connected users, ...).", Level.ADMINS, ADMIN, Safety.SAFE)
 
 VIEW_BACKENDS_LIST = PermissionFlag(
     "view_backends_list", "View Backends List", "Allows the user to view the list of available backends.",
@@ -127,12 +137,22 @@ PUBLIC = PermissionFlag(
 
 #: Every flag a route may carry (PUBLIC aside), grouped as SwarmUI lists them.
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
-    CONFIGURE_ROLES, MANAGE_USERS, VIEW_LOGS, VIEW_AUDIT_LOG,
+    CONFIGURE_ROLES, MANAGE_USERS, INTERRUPT_OTHERS, SHUTDOWN, RESTART, VIEW_LOGS, READ_SERVER_INFO_PANELS,
+    VIEW_AUDIT_LOG,
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
     CONTROL_MODEL_REFRESH, CONTROL_MEM_CLEAN, LOAD_MODELS_NOW,
     FUNDAMENTAL_MODEL_ACCESS, FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,
     BASIC_IMAGE_GENERATION,
 )
+
+def ordered(flags: tuple[PermissionFlag, ...]) -> list[str]:
+    """Flag ids with each group's flags together, groups in order of first appearance (SwarmUI's
+    ``Permissions.OrderedKeys`` after ``FixOrdered``): the order its Users tab lists them in."""
+    groups: dict[PermissionGroup, list[str]] = {}
+    for flag in flags:
+        groups.setdefault(flag.group, []).append(flag.id)
+    return [flag_id for ids in groups.values() for flag_id in ids]
+
 
 #: Built-in roles and the lowest default level each one reaches.
 ROLE_LEVELS: dict[str, Level] = {

@@ -50,6 +50,12 @@ class SessionStore:
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
 
+    def all(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def of_user(self, user_id: str) -> list[Session]:
+        return [session for session in self._sessions.values() if session.user_id == user_id]
+
     async def touch(self, session: Session) -> None:
         """Note that the session was used (user-update routes); written at most once a minute."""
         session.last_used = time.time()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
-from swarmkeeper.backends.comfyui_monitor import HealthMonitor
+from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.types import JSONObject
@@ -36,6 +36,8 @@ class ComfyTimings:
     timeout: float = 60.0
     #: Seconds between two health checks (``GET /features``) of a by-URL backend.
     monitor_interval: float = 5.0
+    #: Seconds between two reads of ``/system_stats`` (the devices) while the backend runs.
+    devices_interval: float = 2.0
 
 
 def max_usages_for(over_queue: int) -> int:
@@ -56,6 +58,9 @@ class ComfyUIBackend(Backend[S]):
         self.client: ComfyClient | None = None
         self.monitor: HealthMonitor | None = None
         self._monitor_task: asyncio.Task[None] | None = None
+        #: The devices ``/system_stats`` last listed (empty until read, and once disconnected).
+        self.devices: tuple[ComfyDevice, ...] = ()
+        self._devices_task: asyncio.Task[None] | None = None
 
     @property
     def timings(self) -> ComfyTimings:
@@ -81,12 +86,25 @@ class ComfyUIBackend(Backend[S]):
         client = ComfyClient(api_url, timeout=self.timings.timeout)
         await self.disconnect()
         self.client, self.api_url = client, client.address.url
+        watch = DeviceWatch(self, interval=self.timings.devices_interval)
+        self._devices_task = asyncio.create_task(watch.run(), name=f"comfyui-devices-{self.host.id}")
         return client
 
     async def disconnect(self) -> None:
         client, self.client = self.client, None
+        task, self._devices_task = self._devices_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.set_devices(())
         if client is not None:
             await client.aclose()
+
+    def set_devices(self, devices: tuple[ComfyDevice, ...]) -> None:
+        if devices != self.devices:
+            self.devices = devices
+            self.host.changed()
 
     def _client(self) -> ComfyClient:
         if self.client is None:
@@ -149,4 +167,8 @@ class ComfyUIBackend(Backend[S]):
         await self.disconnect()
 
     def extra_fields(self, full_data: bool) -> JSONObject:
-        return {"api_url": self.api_url}
+        return {"api_url": self.api_url, "devices": self.device_list()}
+
+    def device_list(self) -> list[JSONObject]:
+        """(swarmkeeper) ListBackends' ``devices``: each device of ``/system_stats``, in bytes."""
+        return [device.describe() for device in self.devices]

@@ -270,7 +270,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
             await asyncio.to_thread(shutil.rmtree, temp, True)
 
     def extra_fields(self, full_data: bool) -> JSONObject:
-        return {"api_url": self.api_url, "pid": self.pid}
+        return {"api_url": self.api_url, "pid": self.pid, "devices": self.device_list()}
 
 
 def _factory(host: BackendHost[Any]) -> ComfyUISelfStartBackend:

@@ -62,7 +62,9 @@ async def start(services: Services) -> None:
     scheduler.stats.on_assign = metrics.dispatched
 
     def ended(job: Job, outcome: str) -> None:
-        metrics.job_ended(outcome)
+        metrics.job_ended(outcome, job.backend_id)
+
+    metrics.farm.queue_depth = lambda: pool.remaining
 
     pool.on_finished = ended
     metrics.add_collector(DispatchCollector(pool))

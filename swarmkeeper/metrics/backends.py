@@ -5,7 +5,8 @@ Per backend (real and non-real, ``backend`` = its id as ListBackends keys it): i
 series, 1, labelled with the current status, so a scrape stays small with many backends),
 enabled, jobs in flight, max usages, init attempts as ListBackends shows them, and seconds since
 last used (only once used). Per type: how many real backends are in each status (every
-registered type and status, zeros included).
+registered type and status, zeros included). Per device of a ComfyUI backend (its
+``/system_stats``, read while it runs): VRAM total and free, and what torch holds of it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class BackendCollector:
         records = self.registry.all()
         yield self._counts(records)
         yield from self._per_backend(records)
+        yield from self._devices(records)
 
     def _counts(self, records: list[BackendRecord]) -> GaugeMetricFamily:
         counts = {(backend_type.id, status): 0 for backend_type in self.types for status in BackendStatus}
@@ -76,3 +78,22 @@ class BackendCollector:
             if record.last_used is not None:
                 idle.add_metric(labels, int(now - record.last_used))
         yield from (status, enabled, in_flight, max_usages, attempts, idle)
+
+    def _devices(self, records: list[BackendRecord]) -> Iterator[GaugeMetricFamily]:
+        labels = [*PER_BACKEND, "device", "index"]
+        families = {
+            "vram_total": _gauge("swarmkeeper_backend_vram_total_bytes", "VRAM of the device, as the backend's "
+                                 "/system_stats lists it.", labels),
+            "vram_free": _gauge("swarmkeeper_backend_vram_free_bytes", "Free VRAM of the device.", labels),
+            "torch_vram_total": _gauge("swarmkeeper_backend_torch_vram_total_bytes", "VRAM torch has reserved on the "
+                                       "device.", labels),
+            "torch_vram_free": _gauge("swarmkeeper_backend_torch_vram_free_bytes", "Of torch's reserved VRAM, what "
+                                      "is free.", labels),
+        }
+        for record in records:
+            for device in getattr(record.backend, "devices", ()):
+                index = "" if device.index is None else str(device.index)
+                values = [str(record.id), record.type.id, device.name, index]
+                for field, family in families.items():
+                    family.add_metric(values, getattr(device, field))
+        yield from families.values()

@@ -18,6 +18,7 @@ from swarmkeeper.api.credentials import refusal
 from swarmkeeper.api.permissions import VIEW_LOGS
 from swarmkeeper.features import Feature
 from swarmkeeper.metrics.backends import BackendCollector
+from swarmkeeper.metrics.farm import FarmCollector
 from swarmkeeper.metrics.latency import APILatency
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ METRICS_FLAG = VIEW_LOGS
 async def start(services: Services) -> None:
     services.metrics.declare_types(backend_type.id for backend_type in services.types)
     services.metrics.add_collector(BackendCollector(services.registry, services.types))
+    services.metrics.add_collector(FarmCollector(services.registry, services.metrics.farm))
 
 
 async def scrape(request: Request) -> Response:

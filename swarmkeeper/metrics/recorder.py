@@ -31,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from swarmkeeper import __version__
+from swarmkeeper.metrics.history import FarmHistory
 
 #: Seconds; API calls are mostly milliseconds, edits and restarts can wait for a backend.
 #: Seconds a generation waits for a backend: none at all, up to a long queue.
@@ -71,6 +72,8 @@ class Metrics:
         self._declare_backend_counters()
         self._declare_api_metrics()
         self._declare_dispatch_metrics()
+        #: The farm view's past: images per backend and the queue, per minute (api/farm_view.py).
+        self.farm = FarmHistory()
         Gauge("swarmkeeper_build_info", "The running swarmkeeper's version (always 1).", ["version"],
               registry=self.registry).labels(__version__).set(1)
 
@@ -163,8 +166,12 @@ class Metrics:
         self._dispatch_wait.observe(waited)
         self._dispatch_decision.observe(deciding)
 
-    def job_ended(self, outcome: str) -> None:
+    def job_ended(self, outcome: str, backend_id: int | None = None) -> None:
+        """A generation ended (on ``backend_id``, when it reached one)."""
         self._dispatch_outcomes.labels(outcome).inc()
+        if outcome == "success":
+            self.farm.image_done(backend_id)
+        self.farm.sample_queue()
 
     def api_call(self, route: str, code: int, seconds: float) -> None:
         series = self._api_series.get((route, code))

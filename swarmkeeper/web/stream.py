@@ -8,6 +8,8 @@ polling every 3 s as SwarmUI's page does. What goes down the stream::
     event: backend                   one change (data: {"kind", "backend_id", "status", "reason"})
     event: resync                    this stream fell behind and lost events: re-read everything
     : ping                           a heartbeat comment, every ``heartbeat`` seconds
+    event: farm                      with ``&farm=1``: the farm view's snapshot (api/farm_view.py),
+                                     at once and then every ``farm_every`` seconds
 
 The session and the ``view_backends_list`` permission are checked as an API call checks them,
 and again while the stream is open: at once when rights may have shrunk anywhere in the server
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from swarmkeeper.api.access import AccessChanges
+from swarmkeeper.api.farm_view import farm_snapshot
 from swarmkeeper.api.permissions import VIEW_BACKENDS_LIST
 from swarmkeeper.api.transport import SwarmJSONResponse, error_body
 from swarmkeeper.api.users import User
@@ -62,6 +67,8 @@ class StreamPolicy:
     check_every: float = 0.5
     #: Seconds between checks of the caller's rights when nothing in this server changed them.
     recheck_every: float = 1.0
+    #: Seconds between two farm snapshots, on streams opened with ``farm=1``.
+    farm_every: float = 1.0
 
 
 def sse_message(event: str, data: JSONObject) -> str:
@@ -90,8 +97,9 @@ class EventStream:
     """One open stream: an ASGI response that forwards one subscription's events."""
 
     def __init__(self, services: Services, request: Request, session_id: str, policy: StreamPolicy,
-                 exiting: Callable[[], bool]) -> None:
+                 exiting: Callable[[], bool], farm: Callable[[], JSONObject] | None = None) -> None:
         self.services = services
+        self.farm = farm
         self.request = request
         self.session_id = session_id
         self.policy = policy
@@ -112,10 +120,13 @@ class EventStream:
 
     async def _pump(self, subscription: Subscription, send: Send) -> None:
         await _write(send, f"retry: {self.policy.retry_ms}\n" + sse_message("ready", {}))
-        lost, last_beat, last_check = 0, time.monotonic(), time.monotonic()
+        lost, last_beat, last_check, last_farm = 0, time.monotonic(), time.monotonic(), -math.inf
         while self._session_alive() and not self.exiting():
+            if self.farm is not None and time.monotonic() - last_farm >= self.policy.farm_every:
+                last_farm = time.monotonic()
+                await _write(send, sse_message("farm", self.farm()))
             events, changed = await _next_events(subscription, self.services.sessions.access,
-                                                 self.policy.check_every)
+                                                 min(self.policy.check_every, self.policy.farm_every))
             if changed or time.monotonic() - last_check >= self.policy.recheck_every:
                 last_check = time.monotonic()
                 if not await self._still_permitted():
@@ -196,6 +207,8 @@ def stream_endpoint(policy: StreamPolicy) -> Callable[[Request], Awaitable[Respo
         except TransportError as error:
             return SwarmJSONResponse(error_body(error), status_code=error.status_code)
         exiting: Callable[[], bool] = getattr(request.app.state, "exiting", lambda: False)
-        return EventStream(services, request, str(session_id), policy, exiting)
+        farm = (functools.partial(farm_snapshot, services.registry, services.metrics.farm)
+                if request.query_params.get("farm") == "1" else None)
+        return EventStream(services, request, str(session_id), policy, exiting, farm)
 
     return backend_events

@@ -4,6 +4,7 @@
 import {Api} from './api.js';
 import {BackendCard} from './cards.js';
 import {confirmAction} from './dialog.js';
+import {FarmView} from './farm.js';
 import {byId, h, say, setAvailable} from './dom.js';
 import {LiveUpdates} from './live.js';
 import {LOGGED_IN, LoginView} from './login.js';
@@ -28,7 +29,9 @@ class BackendsPage {
     this.reads = 0;
     this.pollTimer = null;
     this.liveState = 'connecting';
+    this.farm = new FarmView(byId('farm'));
     this.live = new LiveUpdates(this.api, {
+      onFarm: (snapshot) => this.farm.update(snapshot),
       onChange: () => this.refreshSoon(),
       onState: (state) => this.setLiveState(state),
       onRefused: () => this.needLogin(LOGIN_ENDED),

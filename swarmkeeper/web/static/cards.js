@@ -112,6 +112,7 @@ export class BackendCard {
       ['Last used', backend.time_since_used],
       ['In use', `${backend.usages ?? 0} of ${backend.max_usages}`],
       ['Init attempts', backend.init_attempts ?? 0],
+      ...(backend.devices ?? []).map((device) => ['Device', deviceText(device)]),
     ];
     this.facts.replaceChildren(...rows.flatMap(([name, value]) => [h('dt', {text: name}), h('dd', {text: value})]));
   }
@@ -250,6 +251,13 @@ export class BackendCard {
   dispose() {
     this.logs.hide();
   }
+}
+
+/** A device of the backend's /system_stats: its name and VRAM in use. */
+export function deviceText(device) {
+  const gib = (bytes) => (bytes / 2 ** 30).toFixed(1);
+  return `${device.name} · VRAM ${gib(device.vram_used)} of ${gib(device.vram_total)} GiB`
+    + ` (torch ${gib(device.torch_vram_total - device.torch_vram_free)} GiB)`;
 }
 
 function shownValue(setting, value) {

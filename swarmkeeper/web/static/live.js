@@ -7,13 +7,14 @@ const MAX_BACKOFF_MS = 10000;
 export class LiveUpdates {
   /**
    * @param {import('./api.js').Api} api
-   * @param {{onChange: Function, onState: Function, onRefused: Function}} handlers onChange() on
-   *   every change (and once connected), onState('live'|'reconnecting'), onRefused(error) when a
-   *   new session cannot be had
+   * @param {{onChange: Function, onState: Function, onRefused: Function, onFarm: Function}} handlers
+   *   onChange() on every change (and once connected), onState('live'|'reconnecting'),
+   *   onRefused(error) when a new session cannot be had, onFarm(snapshot) every second (the farm view)
    */
-  constructor(api, {onChange, onState, onRefused}) {
+  constructor(api, {onChange, onState, onRefused, onFarm}) {
     this.api = api;
     this.onChange = onChange;
+    this.onFarm = onFarm;
     this.onState = onState;
     this.onRefused = onRefused;
     this.source = null;
@@ -23,12 +24,14 @@ export class LiveUpdates {
 
   start() {
     this.stop();
-    const url = this.api.url(`events/backends?session_id=${encodeURIComponent(this.api.sessionId ?? '')}`);
+    const farm = this.onFarm ? '&farm=1' : '';
+    const url = this.api.url(`events/backends?session_id=${encodeURIComponent(this.api.sessionId ?? '')}${farm}`);
     const source = new EventSource(url);
     this.source = source;
     source.addEventListener('ready', () => this.connected());
     source.addEventListener('backend', () => this.onChange());
     source.addEventListener('resync', () => this.onChange());
+    source.addEventListener('farm', (event) => this.onFarm?.(JSON.parse(event.data)));
     source.addEventListener('error', () => this.dropped(source));
   }
 
