@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from swarmkeeper import __version__, dotnet
 from swarmkeeper.cli_client import backends_parser, status_parser
-from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 
 
 def _bool_flag(text: str) -> bool:
@@ -67,13 +65,11 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from swarmkeeper.app import create_app
     from swarmkeeper.config import ServerConfig
     from swarmkeeper.logfiles import RotationPolicy, setup_log_files
     from swarmkeeper.logformat import formatter_for
     from swarmkeeper.logs import LogStore, parse_level, setup_logging
+    from swarmkeeper.serving import serve
 
     try:
         level = parse_level(args.loglevel)
@@ -89,15 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
-    setup_log_files(config.data_dir, level, formatter, policy)
-    app = create_app(config, logs)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30,
-                                           timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
-    app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0 if server.started else 3  # 3: uvicorn's startup-failure code
+    return serve(config, logs, lambda: setup_log_files(config.data_dir, level, formatter, policy))
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
