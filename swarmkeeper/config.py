@@ -150,7 +150,10 @@ class ServerSettings:
         raw = read_text(path)
         if raw is None:
             settings = cls()
-            write_atomic(path, fds.dumps(settings.to_fds()))
+            try:
+                write_atomic(path, fds.dumps(settings.to_fds()))
+            except OSError as error:
+                raise DataFileError(path, f"cannot be written ({error.strerror or error})") from error
             return settings
         try:
             root = fds.loads(raw)

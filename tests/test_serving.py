@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -111,18 +112,22 @@ def invalid_utf8(path: Path) -> Path:
     return path
 
 
+def directory(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 @pytest.mark.parametrize(("make", "reason"), [
     (corrupt_database, "swarmkeeper.db: is not a usable swarmkeeper database"),
     (lambda data_dir: invalid_utf8(data_dir / "Backends.fds"), "Backends.fds, line 3: is not valid UTF-8 text"),
     (lambda data_dir: invalid_utf8(data_dir / "Settings.fds"), "Settings.fds, line 3: is not valid UTF-8 text"),
-    (lambda data_dir: (data_dir / "Backends.fds").mkdir() or data_dir / "Backends.fds",
-     "Backends.fds: is a directory, not a file"),
-    (lambda data_dir: (data_dir / "Settings.fds").mkdir() or data_dir / "Settings.fds",
-     "Settings.fds: is a directory, not a file"),
+    (lambda data_dir: directory(data_dir / "Backends.fds"), "Backends.fds: is a directory, not a file"),
+    (lambda data_dir: directory(data_dir / "Settings.fds"), "Settings.fds: is a directory, not a file"),
 ], ids=["corrupt-db", "utf8-backends", "utf8-settings", "backends-dir", "settings-dir"])
-def test_a_start_that_fails_exits_at_once_with_one_line(data_dir: Path, make: object, reason: str) -> None:
+def test_a_start_that_fails_exits_at_once_with_one_line(data_dir: Path, make: Callable[[Path], Path],
+                                                       reason: str) -> None:
     data_dir.mkdir()
-    path: Path = make(data_dir)  # type: ignore[operator]
+    path = make(data_dir)
     before = path.read_bytes() if path.is_file() else None
     server = ServerProcess(data_dir)
     assert server.refused(timeout=30) == 1  # never a hang: TimeoutExpired fails the test
