@@ -44,7 +44,8 @@ class SessionStore:
 
     async def load(self) -> None:
         rows = await self.db.fetch_all("SELECT id, user_id, source, created, last_used FROM sessions")
-        self._sessions = {row["id"]: Session(*row, _written=row["last_used"]) for row in rows}
+        self._sessions = {row["id"]: Session(row["id"], row["user_id"], row["source"], row["created"], row["last_used"],
+                                              _written=row["last_used"]) for row in rows}
 
     async def create(self, user_id: str, source: str = "") -> Session:
         now = time.time()
