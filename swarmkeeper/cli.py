@@ -9,6 +9,7 @@ from pathlib import Path
 
 from swarmkeeper import __version__, dotnet
 from swarmkeeper.cli_client import backends_parser, status_parser
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 
 
 def _bool_flag(text: str) -> bool:
@@ -65,11 +66,14 @@ def serve_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from swarmkeeper.app import create_app
     from swarmkeeper.config import ServerConfig
     from swarmkeeper.logfiles import RotationPolicy, setup_log_files
     from swarmkeeper.logformat import formatter_for
     from swarmkeeper.logs import LogStore, parse_level, setup_logging
-    from swarmkeeper.serving import serve
+    from swarmkeeper.serving import START_FAILED, hold_data_dir, run_server
 
     try:
         level = parse_level(args.loglevel)
@@ -84,8 +88,17 @@ def run_serve(args: argparse.Namespace) -> int:
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
+    lock = hold_data_dir(config.data_dir)  # held until the process ends, however it ends
+    if lock is None:
+        return START_FAILED
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
-    return serve(config, logs, lambda: setup_log_files(config.data_dir, level, formatter, policy))
+    setup_log_files(config.data_dir, level, formatter, policy)
+    app = create_app(config, logs)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30,
+                                           timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
+    app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
+    return run_server(server, app, config, logs)  # a start that fails: one line, exit code 1
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
