@@ -81,3 +81,13 @@ def test_mistakes_get_one_line(tmp_path: Path, argv: tuple[str, ...], stdin: str
 def test_a_bad_name_is_refused_before_the_password_is_asked(tmp_path: Path) -> None:
     code, _, err = run(tmp_path / "Data", "users", "add", "Bad Name", tty=True)
     assert code == 2 and "User names are lower-case." in err and not (tmp_path / "Data").exists()
+
+
+def test_a_database_that_is_not_one_is_one_line_and_the_folder_is_private(tmp_path: Path) -> None:
+    data = tmp_path / "Data"
+    assert run(data, "users", "list")[0] == 0
+    assert data.stat().st_mode & 0o777 == 0o700 and (data / "swarmkeeper.db").stat().st_mode & 0o777 == 0o600
+    (data / "swarmkeeper.db").write_bytes(b"not a database" * 300)
+    code, out, err = run(data, "users", "list")
+    assert (code, out) == (1, "") and err.startswith(f"swarmkeeper: {data}/swarmkeeper.db: is not a usable")
+    assert err.count("\n") == 1
