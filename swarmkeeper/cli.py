@@ -88,10 +88,10 @@ def run_serve(args: argparse.Namespace) -> int:
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
+    policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     lock = hold_data_dir(config.data_dir)  # held until the process ends, however it ends
     if lock is None:
         return START_FAILED
-    policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
