@@ -28,6 +28,7 @@ from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.datadir import make_private_dir, private_paths, tighten
 from swarmkeeper.db import Database
 from swarmkeeper.dispatch.feature import APP_KEY, DISPATCH
 from swarmkeeper.events import EventHub
@@ -76,18 +77,39 @@ def port_counter(settings: ServerSettings) -> PortCounter:
 
 async def start_services(config: ServerConfig, logs: LogStore | None = None,
                          features: list[Feature] | None = None) -> Services:
+    """Read the data folder and start everything. A file that cannot be used raises DataFileError
+    (a StartupError) before anything runs; a failure later stops what had started, then raises."""
     features = FEATURES if features is None else features
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(config.data_dir)
+    tighten(private_paths(config.data_dir, config.backends_path, config.settings_path))
     settings = ServerSettings.load(config.settings_path)
     db = await Database.open(config.db_path)
-    sessions = SessionStore(db)
-    await sessions.load()
+    services = _services(config, settings, db, logs, features)
+    started: list[Feature] = []
+    try:
+        await services.sessions.load()
+        services.manager.lifecycle.start()
+        services.manager.load()
+        for feature in features:
+            if feature.start is not None:
+                await feature.start(services)
+            started.append(feature)
+    except BaseException:
+        await stop_services(services, started)
+        raise
+    log.info("swarmkeeper is ready: %s backends, data in %s", len(services.registry), config.data_dir)
+    return services
+
+
+def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs: LogStore | None,
+              features: list[Feature]) -> Services:
+    """Build the services (nothing started yet)."""
     registry = BackendRegistry()
     events = EventHub()
     lifecycle = Lifecycle(registry, InitPolicy(max_init_attempts=settings.backends.MaxBackendInitAttempts,
                                                all_fast=settings.backends.AllBackendsLoadFast))
     services = Services(
-        config=config, settings=settings, db=db, sessions=sessions, users=LocalOwner(config.user_id),
+        config=config, settings=settings, db=db, sessions=SessionStore(db), users=LocalOwner(config.user_id),
         types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
         events=events, logs=logs or LogStore(), routes=api_routes(features))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
@@ -95,12 +117,6 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
     services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
                                       store=BackendStore(config.backends_path), services=backend_services,
                                       events=events)
-    lifecycle.start()
-    services.manager.load()
-    for feature in features:
-        if feature.start is not None:
-            await feature.start(services)
-    log.info("swarmkeeper is ready: %s backends, data in %s", len(registry), config.data_dir)
     return services
 
 
@@ -132,7 +148,9 @@ def create_app(config: ServerConfig, logs: LogStore | None = None, features: lis
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(config, logs, chosen)
+        # ``serve`` starts the services before it listens (so a failed start is one line, not a
+        # traceback from uvicorn's lifespan) and leaves them in app.state; tests start them here.
+        services = getattr(app.state, "services", None) or await start_services(config, logs, chosen)
         app.state.services = services
         services.extra[APP_KEY] = app  # what the ComfyUI pool's own port serves
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from swarmkeeper.logfiles import RotationPolicy, setup_log_files
     from swarmkeeper.logformat import formatter_for
     from swarmkeeper.logs import LogStore, parse_level, setup_logging
+    from swarmkeeper.serving import START_FAILED, hold_data_dir, run_server
 
     try:
         level = parse_level(args.loglevel)
@@ -107,6 +107,9 @@ def run_serve(args: argparse.Namespace) -> int:
                           allowed_origins=args.allowed_origins,
                           backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
+    lock = hold_data_dir(config.data_dir)  # held until the process ends, however it ends
+    if lock is None:
+        return START_FAILED
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
@@ -114,9 +117,7 @@ def run_serve(args: argparse.Namespace) -> int:
                                            timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
     app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
     app.state.request_shutdown = lambda: setattr(server, "should_exit", True)  # ShutdownServer: as Ctrl-C
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    return 0 if server.started else 3  # 3: uvicorn's startup-failure code
+    return run_server(server, app, config, logs)  # a start that fails: one line, exit code 1
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser) -> None:

@@ -1,12 +1,17 @@
 """Server configuration: the command-line flags, and the server settings in Settings.fds.
 
 Settings.fds is SwarmUI's server settings file. swarmkeeper reads the sections it uses
-(``Backends``, ``Network``) with SwarmUI's names and defaults, leaves every other section of a
-copied SwarmUI file alone, and writes a commented file of its own when there is none.
+(``Backends``, ``Network``, ``UserAuthorization``) with SwarmUI's names and defaults, leaves every
+other section and key of a copied SwarmUI file alone, and writes a commented file of its own when
+there is none. A file that is there is read strictly: a line that does not parse, a known section
+that is not a section, or a known setting whose value does not fit its type stops the start with
+DataFileError (file, line, what is wrong), and the file is never rewritten; a security setting
+never silently falls back to its default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Any
 
 from swarmkeeper import fds
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
+from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
 
 log = logging.getLogger("swarmkeeper.config")
@@ -144,30 +150,69 @@ class ServerSettings:
 
     @classmethod
     def load(cls, path: Path) -> ServerSettings:
-        """Read Settings.fds, or write a default one when there is none."""
+        """Read Settings.fds, or write a default one when there is none; DataFileError when the
+        file is there but cannot be used as it is (it is left untouched)."""
         raw = read_text(path)
         if raw is None:
             settings = cls()
-            write_atomic(path, fds.dumps(settings.to_fds()))
+            try:
+                write_atomic(path, fds.dumps(settings.to_fds()))
+            except OSError as error:
+                raise DataFileError(path, f"cannot be written ({error.strerror or error})") from error
             return settings
         try:
             root = fds.loads(raw)
         except fds.FDSError as error:
-            log.error("Settings file %s could not be read (%s); using the defaults", path, error)
-            return cls()
-        values: dict[str, Any] = {}
-        for name, (settings_class, _) in SECTIONS.items():
-            section = root.get(name)
-            stored = section if isinstance(section, fds.Section) else {}
-            loaded: Any
-            loaded, warnings = schema_of(settings_class).from_stored(stored)
-            for warning in warnings:
-                log.warning("Settings.fds %s: %s", name, warning)
-            values[name.lower()] = loaded
-        return cls(**values)
+            raise DataFileError(path, str(error).removeprefix(f"FDS line {error.line}: "), error.line) from error
+        file = _SettingsText(path, raw)
+        return cls(**{name.lower(): file.section(root, name, settings_class)
+                      for name, (settings_class, _) in SECTIONS.items()})
 
     def to_fds(self) -> fds.Section:
         root = fds.Section()
         for name, (settings_class, comment) in SECTIONS.items():
             root.set(name, schema_of(settings_class).to_fds(getattr(self, name.lower())), comments=[comment])
         return root
+
+
+@dataclass(frozen=True)
+class _SettingsText:
+    """A parsed Settings.fds' known sections, read strictly; errors name the line they come from."""
+
+    path: Path
+    text: str
+
+    def section(self, root: fds.Section, name: str, settings_class: type[Any]) -> Any:
+        schema = schema_of(settings_class)
+        stored = root.get(name)
+        if stored is None:
+            return schema.defaults()
+        if not isinstance(stored, fds.Section):
+            raise DataFileError(self.path, f"'{name}' must be a section of settings, not a value", self.line_of(name))
+        changes: dict[str, Any] = {}
+        for key, value in stored.items():
+            if key not in schema.by_name:
+                continue  # SwarmUI's own settings: kept in the file, not used here
+            if isinstance(value, (fds.Section, list, bytes)):
+                raise DataFileError(self.path, f"setting {name}.{key} must be a single value (write \\x for empty "
+                                               "text)", self.line_of(name, key))
+            try:
+                changes[key] = schema.by_name[key].coerce(value)
+            except SettingsError as error:
+                raise DataFileError(self.path, f"{name}.{key}: {error.message}", self.line_of(name, key)) from error
+        return dataclasses.replace(schema.defaults(), **changes)
+
+    def line_of(self, section: str, key: str | None = None) -> int | None:
+        """The 1-based line of a top-level section, or of a key inside it (None if not found)."""
+        inside = False
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if line[0] not in " \t":
+                inside = stripped.startswith(f"{section}:")
+                if inside and key is None:
+                    return number
+            elif inside and key is not None and stripped.startswith((f"{key}:", f"{key}=")):
+                return number
+        return None

@@ -2,17 +2,25 @@
 
 aiosqlite runs every statement on the connection's own thread, in order, so writes never race.
 The schema grows by appending to MIGRATIONS (never edit one that has shipped); ``PRAGMA
-user_version`` records how many have run.
+user_version`` records how many have run. Migrations may call ``sha256_hex(text)``.
+
+The file (and SQLite's ``-wal`` and ``-shm`` beside it, which take its mode) is created 0600. A file
+that SQLite cannot open or migrate raises DataFileError, naming it, before anything else starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from swarmkeeper.exceptions import DataFileError
 
 MIGRATIONS: list[str] = [
     """
@@ -87,7 +95,17 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE users ADD COLUMN password_set_by_admin INTEGER NOT NULL DEFAULT 0;
     """,
+    # sessions are kept by the SHA-256 of their id, so the file never holds a usable session id
+    """
+    UPDATE sessions SET id = sha256_hex(id);
+    UPDATE api_key_sessions SET session_id = sha256_hex(session_id);
+    """,
 ]
+
+
+def sha256_hex(text: str) -> str:
+    """The hex SHA-256 of ``text`` (UTF-8): how session ids are stored and looked up."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class Database:
@@ -98,8 +116,23 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
-        connection = await aiosqlite.connect(path)
+        """Open (or create, mode 0600) and migrate; DataFileError if the file is not a usable database."""
+        _create_private(Path(path))
+        try:
+            connection = await aiosqlite.connect(path)
+        except sqlite3.Error as error:
+            raise DataFileError(path, f"cannot be opened as a database ({error})") from error
+        try:
+            return await cls._prepared(connection)
+        except sqlite3.Error as error:
+            await connection.close()
+            raise DataFileError(path, f"is not a usable swarmkeeper database ({error}); restore it from a backup "
+                                      "or move it aside to start with a new one") from error
+
+    @classmethod
+    async def _prepared(cls, connection: aiosqlite.Connection) -> Database:
         connection.row_factory = aiosqlite.Row
+        await connection.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
         await connection.execute("PRAGMA journal_mode=WAL")
         await connection.execute("PRAGMA synchronous=NORMAL")
         await connection.execute("PRAGMA foreign_keys=ON")
@@ -142,3 +175,15 @@ class Database:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite would use the umask)."""
+    if str(path) == ":memory:" or os.path.lexists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise DataFileError(path, f"cannot be created ({error.strerror or error})") from error

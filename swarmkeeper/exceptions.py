@@ -7,12 +7,18 @@
     │   └── InvalidAPIKey   (swarmkeeper) a bad Authorization: Bearer key, also HTTP 401
     ├── SettingsError       a setting value does not parse (names the setting); routes
     │                       turn it into an APIError, the file loader into a warning
-    └── BackendError        raised by a backend type's own code
-        ├── BackendInitError    init failed; the lifecycle retries, then marks it errored
-        └── BackendConfigError  its settings can never work; errored at once, no retry
+    ├── BackendError        raised by a backend type's own code
+    │   ├── BackendInitError    init failed; the lifecycle retries, then marks it errored
+    │   └── BackendConfigError  its settings can never work; errored at once, no retry
+    └── StartupError        the server cannot start: ``serve`` logs the one-line message, exits 1
+        ├── DataFileError   a file in the data folder cannot be read or does not parse (names the
+        │                   file, and the line when there is one)
+        └── DataDirInUse    another server holds the data folder's lock (names its pid)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class SwarmkeeperError(Exception):
@@ -73,3 +79,34 @@ class BackendInitError(BackendError):
 
 class BackendConfigError(BackendError):
     """The backend's settings can never work as they are: errored, no retry."""
+
+
+class StartupError(SwarmkeeperError):
+    """The server cannot start. The message is one line that says why and names what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DataFileError(StartupError, ValueError):
+    """A data file (Settings.fds, Backends.fds, the database, ...) cannot be used as it is; the
+    file is left untouched. ``line`` is 1-based, or None when the problem is not on one line."""
+
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        where = f"{path}, line {line}" if line is not None else f"{path}"
+        super().__init__(f"{where}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+        self.line = line
+
+
+class DataDirInUse(StartupError):
+    """Another swarmkeeper server already runs on this data folder."""
+
+    def __init__(self, folder: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"The data folder {folder} is in use by another swarmkeeper server ({holder}); "
+                         "stop it first, or give this one its own --data_dir")
+        self.folder = folder
+        self.pid = pid

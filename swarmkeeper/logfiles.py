@@ -7,12 +7,15 @@
 Each file rotates when it passes ``max_bytes`` (``server.log.1`` ... ``server.log.<backups>``).
 At most ``open_files`` backend files are open at once; the least recently written is closed
 (and reopened on its next line), so a rack of backends never runs the process out of files.
+The folder is made 0700 and every file (rotated ones too) is created 0600: logs say who did what.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import logging
+import os
 from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -37,8 +40,16 @@ class RotationPolicy:
         return self.max_bytes > 0
 
 
+class PrivateRotatingFile(RotatingFileHandler):
+    """A RotatingFileHandler whose files are created 0600, whatever the umask."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return io.TextIOWrapper(io.FileIO(fd, "a"), encoding=self.encoding, errors=self.errors)
+
+
 def rotating_file(path: Path, policy: RotationPolicy, formatter: logging.Formatter) -> RotatingFileHandler:
-    handler = RotatingFileHandler(path, maxBytes=policy.max_bytes, backupCount=policy.backups, encoding="utf-8",
+    handler = PrivateRotatingFile(path, maxBytes=policy.max_bytes, backupCount=policy.backups, encoding="utf-8",
                                   delay=True)
     handler.setFormatter(formatter)
     return handler
@@ -95,7 +106,7 @@ def setup_log_files(data_dir: Path, level: int, formatter: logging.Formatter,
         return []
     folder = data_dir / "logs"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
         log.error("Cannot write log files in %s (%s); logging to the console only", folder, error)
         return []

@@ -145,13 +145,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0, *, headers: dict[str, str] | None = None) -> ServerProcess:
         """Launch and wait for GetNewSession to answer (sent with ``headers``: a server started
         with Network.RequiredAuthorization and no bypass needs its Authorization header)."""
-        args = [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(self.port), "--data_dir",
-                str(self.data_dir)]
-        for module in DUMMY_TYPES:
-            args += ["--backend_types", module]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen([*args, *self.extra_args], stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = self._launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -162,6 +156,24 @@ class ServerProcess:
             except httpx.TransportError:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not start in {timeout} s:\n{self.output()}")
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        args = [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(self.port), "--data_dir",
+                str(self.data_dir)]
+        for module in DUMMY_TYPES:
+            args += ["--backend_types", module]
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen([*args, *self.extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def refused(self, timeout: float = 30.0) -> int:
+        """Launch a server that must refuse to start: its exit code (TimeoutExpired if it hangs)."""
+        self.process = self._launch()
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -98,3 +98,13 @@ def test_a_custom_role_can_be_given_from_the_command_line(tmp_path: Path) -> Non
     assert run(data, "users", "add", "nina", "--role", "night_ops", "--password_stdin", stdin=PASSWORD + "\n")[0] == 0
     code, out, _ = run(data, "users", "list")
     assert code == 0 and "night_ops" in out
+
+
+def test_a_database_that_is_not_one_is_one_line_and_the_folder_is_private(tmp_path: Path) -> None:
+    data = tmp_path / "Data"
+    assert run(data, "users", "list")[0] == 0
+    assert data.stat().st_mode & 0o777 == 0o700 and (data / "swarmkeeper.db").stat().st_mode & 0o777 == 0o600
+    (data / "swarmkeeper.db").write_bytes(b"not a database" * 300)
+    code, out, err = run(data, "users", "list")
+    assert (code, out) == (1, "") and err.startswith(f"swarmkeeper: {data}/swarmkeeper.db: is not a usable")
+    assert err.count("\n") == 1

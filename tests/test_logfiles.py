@@ -71,6 +71,7 @@ def test_each_backend_gets_its_own_rotated_file(backend_files: BackendFiles, tmp
     assert all(path.stat().st_size <= 400 for path in tmp_path.iterdir())
     assert "line 39" in (tmp_path / "backend-3.log").read_text()
     assert "line 00" not in "".join(path.read_text() for path in tmp_path.iterdir())  # the oldest rotated away
+    assert {path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {0o600}  # rotated ones too
 
 
 def test_only_so_many_backend_files_stay_open(backend_files: BackendFiles, tmp_path: Path) -> None:

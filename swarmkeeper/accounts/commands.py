@@ -22,7 +22,9 @@ from swarmkeeper.accounts.passwords import check_plain_password, client_prehash,
 from swarmkeeper.accounts.service import Accounts, AccountsPolicy
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.config import ServerConfig
+from swarmkeeper.datadir import make_private_dir
 from swarmkeeper.db import Database
+from swarmkeeper.exceptions import StartupError
 from swarmkeeper.types import JSONObject
 
 CLI_USER = "(command line)"
@@ -44,7 +46,7 @@ async def opened(data_dir: Path) -> AsyncIterator[Accounts]:
 
 def run(command: Command, *, password: bool = False) -> Callable[[argparse.Namespace], int]:
     """A CLI entry point: ask for the password first if the command needs one, open the database,
-    run, and print an AccountError as a one-line message."""
+    run, and print an AccountError (or a database that cannot be opened) as a one-line message."""
 
     def entry(args: argparse.Namespace) -> int:
         async def main() -> int:
@@ -53,9 +55,9 @@ def run(command: Command, *, password: bool = False) -> Callable[[argparse.Names
 
         try:
             args.password = read_password(args) if password else None
-            args.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(args.data_dir)
             return asyncio.run(main())
-        except AccountError as error:
+        except (AccountError, StartupError) as error:
             print(f"swarmkeeper: {error.message}", file=sys.stderr)
             return 1
 

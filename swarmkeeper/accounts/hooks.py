@@ -19,6 +19,7 @@ from swarmkeeper.accounts.callers import KeyUser
 from swarmkeeper.accounts.redact import redact
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Handler, Route
+from swarmkeeper.api.sessions import session_key
 from swarmkeeper.backends.settings import Private
 from swarmkeeper.exceptions import APIError, TransportError
 from swarmkeeper.types import JSONObject, RawJSON
@@ -116,7 +117,7 @@ def binding_key_sessions(accounts: Accounts) -> RouteWrapper:
         async def handler(call: APICall, **arguments: Any) -> JSONObject | RawJSON | None:
             result = await route.handler(call, **arguments)
             if isinstance(call.user, KeyUser) and isinstance(result, dict) and "session_id" in result:
-                await accounts.keys.bind_session(result["session_id"], call.user.key_id)
+                await accounts.keys.bind_session(session_key(result["session_id"]), call.user.key_id)
             return result
 
         return handler

@@ -163,7 +163,7 @@ class Accounts:
 
     async def _end_key_sessions(self, key_id: str) -> None:
         for session_id in await self.keys.unbind(key_id):
-            await self.sessions.end(session_id)
+            await self.sessions.end_key(session_id)
 
 
 EXTRA_KEY = "accounts"

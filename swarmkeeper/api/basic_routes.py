@@ -29,7 +29,7 @@ async def get_new_session(call: APICall) -> JSONObject:
         source += f" (forwarded-for: {''.join(c for c in forwarded if c.isprintable())})"
     session = await call.services.sessions.create(call.user.id, source)
     return {
-        "session_id": session.id,
+        "session_id": session.token,
         "user_id": call.user.id,
         "output_append_user": True,
         "version": __version__,

@@ -33,7 +33,9 @@ class BackendStore:
 
     def load(self) -> fds.Section:
         """The file's root section (empty when there is no file). A file that does not parse is
-        moved aside (never overwritten) and an empty registry starts, with an error logged."""
+        moved aside (never overwritten) and an empty registry starts, with an error logged. One
+        that cannot be read as text (a directory, invalid UTF-8, no permission) raises
+        DataFileError and is left where it is: the server does not start."""
         text = read_text(self.path)
         if text is None:
             return fds.Section()

@@ -232,7 +232,7 @@ async def interrupt_all(
     for job in list(pool.jobs.values()):
         if not job.live or job.session is None:
             continue
-        session = call.services.sessions.get(job.session)
+        session = call.services.sessions.by_key(job.session)
         if job.session == own or (other_sessions and session is not None and session.user_id == call.user.id):
             if job.state is JobState.RUNNING:
                 await pool.runner.interrupt(job)
