@@ -11,7 +11,7 @@ import pytest
 
 from swarmkeeper.backends.comfyui_monitor import parse_devices
 from swarmkeeper.clients.comfyui import ComfyClient
-from swarmkeeper.testing.fake_comfyui import fixture, run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import fixture, run_fake_comfyui
 from tests.comfy_peer import RealComfyUI, real_comfyui  # noqa: F401 - the session fixture
 from tests.metrics_support import scrape, series, value
 from tests.pool_support import pool_server

@@ -16,7 +16,7 @@ from PIL import Image
 
 from swarmkeeper.dispatch.pool.media import media_type, upload_problem
 from swarmkeeper.services import Services
-from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.comfy_peer import invert_graph
 from tests.pool_support import pool_server
 

@@ -12,7 +12,7 @@ import websockets
 
 from swarmkeeper.cli import build_parser
 from swarmkeeper.dispatch.pool.origin import is_allowed, parse_allowed
-from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.comfy_peer import invert_graph
 from tests.pool_support import PoolServer, pool_server
 

@@ -15,7 +15,7 @@ import psutil
 
 from swarmkeeper.resources import GPUReader
 from swarmkeeper.server.routes import UPDATES_REFUSAL
-from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.accounts_support import accounts_server
 from tests.pool_support import pool_server
 from tests.servers import APIClient, ServerProcess, in_process, on_loopback, test_config

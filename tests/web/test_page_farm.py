@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from swarmkeeper.testing.fake_comfyui import run_fake_comfyui
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.metrics_support import scrape, value
 from tests.pool_support import PoolServer, pool_server
 from tests.servers import ROOT
