@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from swarmkeeper.accounts.callers import account_user
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.app import create_app
 from swarmkeeper.config import ServerConfig
+from swarmkeeper.services import Services
 
 Call = Callable[[], Awaitable[httpx.Response]]
 
@@ -42,11 +42,11 @@ async def client(data_dir: Path, accounts: bool) -> AsyncIterator[tuple[httpx.As
             yield http, await callers(http, app.state.services, accounts)
 
 
-async def callers(http: httpx.AsyncClient, services: object, accounts: bool) -> dict[str, Call]:
+async def callers(http: httpx.AsyncClient, services: Services, accounts: bool) -> dict[str, Call]:
     if not accounts:
         session = (await http.post("/API/GetNewSession", json={})).json()["session_id"]
         return {"account-less session": lambda: http.post("/API/ListBackends", json={"session_id": session})}
-    store = accounts_of(services)  # type: ignore[arg-type]
+    store = services.accounts
     await store.add_user("bench", client_prehash("bench", "bench password"), "admin")
     _, key = await store.create_key(account_user(await store.account("bench")), "bench")
     login = await http.post("/API/Login", json={"username": "bench", "password": "bench password"})

@@ -14,19 +14,16 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from swarmkeeper.backends.comfyui_running import KEEP_KEY, find, records_of, stop_leftover
-from swarmkeeper.backends.comfyui_selfstart import COMFYUI_SELFSTART, POLICY_KEY
+from swarmkeeper.backends.comfyui_running import find, records_of, stop_leftover
+from swarmkeeper.backends.comfyui_selfstart import COMFYUI_SELFSTART
 from swarmkeeper.features import Feature
 from swarmkeeper.metrics import AdoptionOutcome
-from swarmkeeper.process.policy import RestartPolicy
 from swarmkeeper.process.records import ProcessRecord
 
 if TYPE_CHECKING:
     from swarmkeeper.services import Services
 
 log = logging.getLogger("swarmkeeper.backends")
-#: ``Services.extra`` key of the task stopping unwanted leftovers.
-SWEEP_KEY = "comfyui.leftover_sweep"
 
 
 def wanted_keys(services: Services) -> set[str]:
@@ -39,8 +36,7 @@ async def stop_unwanted(services: Services, unwanted: list[ProcessRecord]) -> No
     """Stop each recorded process nobody will adopt (those that are not ours any more are left
     alone), all at once, and drop their records."""
     backend_services = services.manager.services
-    template = backend_services.extra.get(POLICY_KEY)
-    policy = template if isinstance(template, RestartPolicy) else RestartPolicy()
+    policy = backend_services.tuning.restart
     records = records_of(backend_services)
 
     async def stop(record: ProcessRecord) -> None:
@@ -63,14 +59,16 @@ async def start(services: Services) -> None:
     wanted = wanted_keys(services)
     unwanted = [record for record in records.all() if record.key not in wanted]
     if unwanted:
-        services.extra[SWEEP_KEY] = asyncio.create_task(stop_unwanted(services, unwanted), name="comfyui-leftovers")
+        services.manager.services.leftover_sweep = asyncio.create_task(stop_unwanted(services, unwanted),
+                                                                       name="comfyui-leftovers")
 
 
 async def stop(services: Services) -> None:
+    backend_services = services.manager.services
     if services.config.keep_backends:
-        services.manager.services.extra[KEEP_KEY] = True
-    sweep = services.extra.pop(SWEEP_KEY, None)
-    if isinstance(sweep, asyncio.Task):
+        backend_services.keep_processes = True
+    sweep, backend_services.leftover_sweep = backend_services.leftover_sweep, None
+    if sweep is not None:
         await sweep
 
 

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,13 +14,13 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from swarmkeeper.accounts.feature import FEATURE as ACCOUNTS
+from swarmkeeper.accounts.feature import build_accounts, user_source
 from swarmkeeper.adoption import ADOPTION
 from swarmkeeper.api import backend_routes, basic_routes, log_routes
 from swarmkeeper.api.model_routes import MODELS
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.transport import api_http, api_websocket, no_get_api
-from swarmkeeper.api.users import LocalOwner
 from swarmkeeper.apidocs.feature import OPENAPI
 from swarmkeeper.backends.base import BackendServices, BackendType, PortCounter, TypeCatalog
 from swarmkeeper.backends.builtin import BUILTIN_TYPES
@@ -30,11 +31,12 @@ from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.datadir import make_private_dir, private_paths, tighten
 from swarmkeeper.db import Database
-from swarmkeeper.dispatch.feature import APP_KEY, DISPATCH
+from swarmkeeper.dispatch.feature import DISPATCH, build_dispatch
 from swarmkeeper.events import EventHub
 from swarmkeeper.features import Feature
 from swarmkeeper.health import HEALTH
 from swarmkeeper.logs import LogStore
+from swarmkeeper.metrics import Metrics
 from swarmkeeper.metrics.feature import METRICS
 from swarmkeeper.net import port_in_use
 from swarmkeeper.server import routes as server_tab
@@ -103,21 +105,26 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
 
 def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs: LogStore | None,
               features: list[Feature]) -> Services:
-    """Build the services (nothing started yet)."""
+    """Build the services, each part given what it needs (nothing started yet)."""
+    server_id, metrics, sessions = str(uuid.uuid4()), Metrics(), SessionStore(db)
+    manager = backend_manager(config, settings, server_id, metrics)
+    accounts = build_accounts(config, settings, db, sessions)
+    dispatch = build_dispatch(manager, settings.backends)
+    return Services(
+        config=config, settings=settings, db=db, sessions=sessions, users=user_source(accounts, config),
+        types=manager.types, registry=manager.registry, manager=manager, events=manager.events,
+        logs=logs or LogStore(), routes=api_routes(features), accounts=accounts, dispatch=dispatch,
+        status_counts=dispatch.session_counts, server_id=server_id, metrics=metrics)
+
+
+def backend_manager(config: ServerConfig, settings: ServerSettings, server_id: str, metrics: Metrics) -> BackendManager:
     registry = BackendRegistry()
-    events = EventHub()
     lifecycle = Lifecycle(registry, InitPolicy(max_init_attempts=settings.backends.MaxBackendInitAttempts,
                                                all_fast=settings.backends.AllBackendsLoadFast))
-    services = Services(
-        config=config, settings=settings, db=db, sessions=SessionStore(db), users=LocalOwner(config.user_id),
-        types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
-        events=events, logs=logs or LogStore(), routes=api_routes(features))
-    backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
-                                       ports=port_counter(settings), metrics=services.metrics, extra=dict(config.extra))
-    services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
-                                      store=BackendStore(config.backends_path), services=backend_services,
-                                      events=events)
-    return services
+    backend_services = BackendServices(data_dir=config.data_dir, server_id=server_id, ports=port_counter(settings),
+                                       metrics=metrics, tuning=config.tuning)
+    return BackendManager(types=backend_types(config), registry=registry, lifecycle=lifecycle,
+                          store=BackendStore(config.backends_path), services=backend_services, events=EventHub())
 
 
 async def stop_services(services: Services, features: list[Feature] | None = None) -> None:
@@ -152,7 +159,7 @@ def create_app(config: ServerConfig, logs: LogStore | None = None, features: lis
         # traceback from uvicorn's lifespan) and leaves them in app.state; tests start them here.
         services = getattr(app.state, "services", None) or await start_services(config, logs, chosen)
         app.state.services = services
-        services.extra[APP_KEY] = app  # what the ComfyUI pool's own port serves
+        services.dispatch.serve(app)  # what the ComfyUI pool's own port serves
         try:
             yield
         finally:

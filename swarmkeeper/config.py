@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmkeeper import fds
+from swarmkeeper.backends.base import BackendTuning
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
 from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
@@ -54,9 +55,9 @@ class ServerConfig:
     #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
     #: adopt (SwarmUI, and the default: they are stopped).
     keep_backends: bool = False
-    #: What backends find in ``BackendServices.extra`` from the start (before any init runs): tests
-    #: hand ComfyUI backends their timings and restart policy this way.
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Not a flag: the waits and restart policy backends find in ``BackendServices.tuning`` from the
+    #: start (before any init runs); SwarmUI's values, which tests shorten.
+    tuning: BackendTuning = field(default_factory=BackendTuning)
 
     @property
     def backends_path(self) -> Path:

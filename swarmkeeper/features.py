@@ -1,6 +1,8 @@
 """How a part of the server beyond the core plugs in: each feature module declares one
 :class:`Feature` (its API routes, its own HTTP routes, its middleware, and what it starts and
-stops), and app.py lists the features in order. Nothing else in the core changes for a feature.
+stops), and app.py lists the features in order. A feature whose routes need a part of their own
+(accounts, dispatch) has it built by app.py with the other services and given to Services as a
+typed field; the start and stop hooks start and stop it. Nothing else in the core changes.
 """
 
 from __future__ import annotations

@@ -1,14 +1,20 @@
-"""Everything a running server is made of, built by app.py and handed to every route."""
+"""Everything a running server is made of, built by app.py and handed to every route. It is
+complete when built: each part is given here, typed, and nothing is added later. The parts of two
+features (accounts, dispatch) are named here too, as types only (pyproject.toml's layer contract
+ignores these two imports): their routes reach them as ``call.services.accounts`` and
+``call.services.dispatch``; the core itself uses neither."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from swarmkeeper.api.model_refresh import ModelRefresher
 from swarmkeeper.api.routes import RouteTable
-from swarmkeeper.api.sessions import SessionStore
+from swarmkeeper.api.sessions import Session, SessionStore
 from swarmkeeper.api.users import UserSource
 from swarmkeeper.api.views import ListingCache
 from swarmkeeper.backends.base import TypeCatalog
@@ -20,6 +26,14 @@ from swarmkeeper.events import EventHub
 from swarmkeeper.logs import LogStore
 from swarmkeeper.metrics import Metrics
 from swarmkeeper.resources import ResourceReader
+
+if TYPE_CHECKING:
+    from swarmkeeper.accounts.service import Accounts
+    from swarmkeeper.dispatch.service import Dispatch
+
+#: GetCurrentStatus's four counts (waiting_gens, loading_models, waiting_backends, live_gens) for
+#: a session, or for the work of no session.
+StatusCounts = Callable[[Session | None], dict[str, int]]
 
 
 @dataclass
@@ -35,6 +49,12 @@ class Services:
     events: EventHub
     logs: LogStore
     routes: RouteTable
+    #: Users, logins, keys and the audit log (started by the accounts feature).
+    accounts: Accounts
+    #: The scheduler and the ComfyUI pool (started by the dispatch feature).
+    dispatch: Dispatch
+    #: GetCurrentStatus's counts for a session (the dispatch's, given by app.py).
+    status_counts: StatusCounts
     #: A per-process id, for loop prevention when servers chain to each other.
     server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
@@ -43,5 +63,5 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     #: CPU, RAM and GPU readings (GetServerResourceInfo).
     resources: ResourceReader = field(default_factory=ResourceReader)
-    #: Parts added by later features (scheduler, accounts, metrics), by name.
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: TriggerRefresh's work (one refresh at a time).
+    models: ModelRefresher = field(default_factory=ModelRefresher)

@@ -15,7 +15,7 @@ import httpx
 from swarmkeeper import fds
 from swarmkeeper.accounts.callers import account_user
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import Accounts, accounts_of
+from swarmkeeper.accounts.service import Accounts
 from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.config import ServerSettings
 from swarmkeeper.services import Services
@@ -51,7 +51,7 @@ class Accounted:
 
     @property
     def accounts(self) -> Accounts:
-        return accounts_of(self.services)
+        return self.services.accounts
 
     async def add_user(self, name: str, role: str, password: str = PASSWORD) -> None:
         await self.accounts.add_user(name, client_prehash(name, password), role)

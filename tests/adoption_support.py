@@ -17,9 +17,7 @@ import psutil
 import pytest
 
 from swarmkeeper.app import create_app
-from swarmkeeper.backends.comfyui_common import TIMINGS_KEY
-from swarmkeeper.backends.comfyui_running import RECORDS_FILE
-from swarmkeeper.backends.comfyui_selfstart import POLICY_KEY
+from swarmkeeper.backends.base import RECORDS_FILE, BackendTuning
 from swarmkeeper.logs import LogStore
 from swarmkeeper.process import tree
 from swarmkeeper.process.policy import RestartPolicy
@@ -37,7 +35,7 @@ async def comfy_server_with(data_dir: Path, *, first_port: int, keep: bool = Fal
     two servers in a row count ports from the same place), the timings and policy in place before
     the backends loaded from the file start, and log lines kept until the server has stopped."""
     write_settings(data_dir, first_port=first_port)
-    config = test_config(data_dir, keep_backends=keep, extra={TIMINGS_KEY: FAST, POLICY_KEY: policy})
+    config = test_config(data_dir, keep_backends=keep, tuning=BackendTuning(comfy=FAST, restart=policy))
     logs = LogStore()
     app = create_app(config, logs)
     with captured_logs(logs):

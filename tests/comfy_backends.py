@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from swarmkeeper import fds
-from swarmkeeper.backends.comfyui_common import TIMINGS_KEY, ComfyTimings
-from swarmkeeper.backends.comfyui_selfstart import POLICY_KEY
+from swarmkeeper.backends.base import BackendTuning
+from swarmkeeper.backends.comfyui_timings import ComfyTimings
 from swarmkeeper.config import ServerSettings
 from swarmkeeper.files import write_atomic
 from swarmkeeper.logs import VERBOSE, LogStore, LogStoreHandler
@@ -60,9 +60,7 @@ async def comfy_server(data_dir: Path, *, timings: ComfyTimings = FAST, policy: 
     write_settings(data_dir, attempts=attempts, first_port=first_port)
     async with in_process(test_config(data_dir)) as api:
         assert api.services is not None
-        extra = api.services.manager.services.extra
-        extra[TIMINGS_KEY] = timings
-        extra[POLICY_KEY] = policy
+        api.services.manager.services.tuning = BackendTuning(comfy=timings, restart=policy)
         with captured_logs(api.services.logs):
             yield api
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 
 from swarmkeeper import fds
-from swarmkeeper.backends.comfyui_common import TIMINGS_KEY, ComfyTimings
+from swarmkeeper.backends.base import BackendTuning
+from swarmkeeper.backends.comfyui_timings import ComfyTimings
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
 
 __all__ = ["BinaryEvent"]  # re-exported for the test modules
@@ -59,7 +60,7 @@ async def pool_server(data_dir: Path, backend_urls: list[str], *, over_queue: in
     async with on_loopback(test_config(data_dir, comfy_port=port)) as server, \
             httpx.AsyncClient(base_url=server.url, timeout=60) as http:
         api = APIClient(http, server.services)
-        server.services.manager.services.extra[TIMINGS_KEY] = TIMINGS
+        server.services.manager.services.tuning = BackendTuning(comfy=TIMINGS)
         ids = []
         for url in backend_urls:
             backend_id = int((await api.ok("AddNewBackend", type_id="comfyui_api"))["id"])

@@ -10,7 +10,6 @@ import httpx
 
 from swarmkeeper.accounts.login_routes import ACCOUNTS_OFF
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.accounts.tokens import COOKIE, parse_token
 from swarmkeeper.api.permissions import role_permissions
 from tests.accounts_support import PASSWORD, Accounted, accounts_server, write_settings
@@ -210,7 +209,7 @@ async def test_login_over_the_wire_with_a_browser_like_client(data_dir: Path) ->
     write_settings(data_dir, userauthorization={"AllowLocalhostBypass": False})
     async with on_loopback(test_config(data_dir, require_accounts=True)) as running, \
             httpx.AsyncClient(base_url=running.url) as browser:
-        await accounts_of(running.services).add_user("alice", client_prehash("alice", PASSWORD), "admin")
+        await running.services.accounts.add_user("alice", client_prehash("alice", PASSWORD), "admin")
         assert (await browser.post("/API/GetNewSession", json={})).json() == NO_USER
         login = await browser.post("/API/Login", json={"username": "alice", "password": PASSWORD})
         assert login.json() == {"success": "true"} and COOKIE in browser.cookies

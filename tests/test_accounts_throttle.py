@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.accounts.throttle import LoginThrottle, Refusal, Start, ThrottlePolicy
 from tests.accounts_support import PASSWORD, Accounted, write_settings
 from tests.servers import on_loopback, test_config
@@ -178,7 +177,7 @@ async def test_forty_parallel_guesses_then_the_right_password_over_the_wire(
     caplog.set_level(logging.INFO, logger="swarmkeeper.accounts")
     async with on_loopback(test_config(data_dir, require_accounts=True)) as running, \
             httpx.AsyncClient(base_url=running.url, timeout=60) as client:
-        await accounts_of(running.services).add_user("bob", client_prehash("bob", PASSWORD), "user")
+        await running.services.accounts.add_user("bob", client_prehash("bob", PASSWORD), "user")
 
         async def login(password: str) -> dict[str, Any]:
             response = await client.post("/API/Login", json={"username": "bob", "password": password})

@@ -247,12 +247,11 @@ async def test_not_a_swarm_server(server: LoopbackServer) -> None:
 async def test_api_key_from_flag_or_environment(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from swarmkeeper.accounts.callers import account_user
     from swarmkeeper.accounts.passwords import client_prehash
-    from swarmkeeper.accounts.service import accounts_of
     from tests.accounts_support import write_settings
 
     write_settings(data_dir, userauthorization={"AllowLocalhostBypass": False})
     async with on_loopback(test_config(data_dir, require_accounts=True)) as server:
-        accounts = accounts_of(server.services)
+        accounts = server.services.accounts
         await accounts.add_user("ops", client_prehash("ops", "a long enough password"), "admin")
         _, key = await accounts.create_key(account_user(await accounts.account("ops")), "cli", "", 0)
         assert (await cli(server.url, "backends", "list", "--api_key", key)).out.strip() == "No backends."

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from swarmkeeper import fds
-from swarmkeeper.backends.comfyui_running import RECORDS_FILE
+from swarmkeeper.backends.base import RECORDS_FILE
 from swarmkeeper.cli import build_parser
 from swarmkeeper.files import write_atomic
 from swarmkeeper.metrics import AdoptionOutcome

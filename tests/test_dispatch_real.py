@@ -20,7 +20,6 @@ from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.dispatch.graph import T2IParams, text_to_image
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import JobState
-from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.pool.validate import validate
 from swarmkeeper.net import free_port
 from tests.comfy_peer import RealComfyUI, blur_graph, greeted_events, peer, start_real_comfyui, unique_color
@@ -99,7 +98,7 @@ async def test_a_real_comfyui_killed_mid_prompt(data_dir: Path, doomed_comfyui: 
                                                 real_comfyui_2: RealComfyUI) -> None:
     async with pool_server(data_dir, [doomed_comfyui.url, real_comfyui_2.url]) as pool, pool.comfy() as comfy, \
             greeted_events(comfy, "kill") as events:
-        jobs: Pool = pool.services.extra[POOL_KEY]
+        jobs: Pool = pool.services.dispatch.pool
         ids = [(await comfy.queue_prompt(blur_graph(unique_color(), 768, 2), "kill"))["prompt_id"] for _ in range(4)]
         doomed_id = pool.backend_ids[0]
         on_doomed = [p for p in ids if jobs.jobs[p].backend_id == doomed_id]

@@ -66,7 +66,7 @@ async def test_a_request_from_another_origin_is_refused_on_both_ports(data_dir: 
                                                 headers={"Content-Type": "text/plain"})
                     assert answer.status_code == 403, (base, path)
         assert fake.calls_to("/prompt", "POST") == [] and fake.calls_to("/free") == []
-        assert pool.services.extra["dispatch.pool"].jobs == {}
+        assert pool.services.dispatch.pool.jobs == {}
 
 
 async def test_the_servers_own_origin_no_origin_and_allowed_origins_work(data_dir: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from swarmkeeper.accounts.passwords import new_password_digest
-from swarmkeeper.accounts.service import Accounts, accounts_of
+from swarmkeeper.accounts.service import Accounts
 from swarmkeeper.api.permissions import MANAGE_USERS
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
 from swarmkeeper.exceptions import APIError
@@ -22,7 +22,7 @@ SUCCESS: JSONObject = {"success": True}
 """)
 async def admin_list_users(call: APICall) -> JSONObject:
     """Admin route to get a list of all known users by ID (and, swarmkeeper, each one's role)."""
-    accounts = await accounts_of(call.services).users.all()
+    accounts = await call.services.accounts.users.all()
     return {"users": [account.name for account in accounts],
             "roles": {account.name: account.role for account in accounts}}
 
@@ -35,7 +35,7 @@ async def admin_add_user(
     role: Annotated[str, "Initial role for the new user."],
 ) -> JSONObject:
     """Admin route to create a new user account."""
-    accounts = accounts_of(call.services)
+    accounts = call.services.accounts
     await accounts.add_user(name, new_password_digest(name, password), role)
     return SUCCESS
 
@@ -43,7 +43,7 @@ async def admin_add_user(
 @routes.route("AdminDeleteUser", flag=MANAGE_USERS, returns='"success": true')
 async def admin_delete_user(call: APICall, name: Annotated[str, "The name of the user to delete."]) -> JSONObject:
     """Admin route to delete an existing user account, with its logins, sessions and API keys."""
-    await accounts_of(call.services).remove_user(name, actor=call.user.id)
+    await call.services.accounts.remove_user(name, actor=call.user.id)
     return SUCCESS
 
 
@@ -54,7 +54,7 @@ async def admin_set_user_password(
     password: Annotated[str, "The new password (as typed, or SwarmUI's client-side prehash)."],
 ) -> JSONObject:
     """Admin route to force-set a user's password; ends every login and session of that user."""
-    accounts = accounts_of(call.services)
+    accounts = call.services.accounts
     await accounts.account(name)
     await accounts.set_password(name, new_password_digest(name, password), by_admin=True)
     return SUCCESS
@@ -67,7 +67,7 @@ async def admin_set_user_role(
     role: Annotated[str, "The new role: owner, admin, poweruser, user or guest."],
 ) -> JSONObject:
     """(swarmkeeper) Admin route to change a user's role; it applies to their next call."""
-    await accounts_of(call.services).set_role(name, role, actor=call.user.id)
+    await call.services.accounts.set_role(name, role, actor=call.user.id)
     return SUCCESS
 
 
@@ -89,7 +89,7 @@ async def admin_get_user_info(call: APICall,
                               name: Annotated[str, "The name of the user to get info for."]) -> JSONObject:
     """Admin route to get info about a user. swarmkeeper keeps no per-user settings (`settings` is empty) and no
     OAuth; `max_t2i` is the role's limit capped by what the enabled backends take at once."""
-    accounts = accounts_of(call.services)
+    accounts = call.services.accounts
     account = await accounts.users.get(name)
     if account is None:
         raise APIError("No user by that name exists.")
@@ -107,7 +107,7 @@ async def admin_change_user_settings(
 ) -> JSONObject:
     """Admin route to forcibly change user settings data for a user. swarmkeeper keeps no per-user settings, so
     only an empty `settings` succeeds; any setting is refused by name (nothing is changed)."""
-    await existing(accounts_of(call.services), name)
+    await existing(call.services.accounts, name)
     settings = rawData.get("settings", {})
     if not isinstance(settings, dict):
         raise APIError("'settings' must be an object of setting ID to value.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.api.permissions import VIEW_AUDIT_LOG
 from swarmkeeper.api.routes import APICall, RouteTable
 from swarmkeeper.types import JSONObject
@@ -27,6 +26,6 @@ async def list_audit_log(
 ) -> JSONObject:
     """Who changed what, newest first: every changing call (backends, users, keys), logins and lockouts,
     with secrets redacted."""
-    entries = await accounts_of(call.services).audit.query(
+    entries = await call.services.accounts.audit.query(
         backend=backend or None, user=user or None, limit=limit, before=before or None)
     return {"entries": [entry.describe() for entry in entries]}

@@ -1,6 +1,7 @@
 """The accounts feature: its routes, SwarmUI's RequiredAuthorization gate and the login cookie
-(middleware), and at start the user source (when accounts are on) and the route wrappers (the
-audit log, key-bound sessions; on in both modes)."""
+(middleware), and at start the route wrappers (the audit log, key-bound sessions; on in both
+modes). The Accounts and the user source are built with the other services (``build_accounts``,
+``user_source``: app.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from swarmkeeper.accounts import admin_routes, audit_routes, key_routes, login_r
 from swarmkeeper.accounts.cookies import ResponseCookies
 from swarmkeeper.accounts.gate import AuthGate
 from swarmkeeper.accounts.hooks import audited, binding_key_sessions
-from swarmkeeper.accounts.service import EXTRA_KEY, Accounts, AccountsPolicy
+from swarmkeeper.accounts.service import Accounts, AccountsPolicy
 from swarmkeeper.accounts.source import AccountUsers
 from swarmkeeper.api.routes import RouteTable
+from swarmkeeper.api.sessions import SessionStore
+from swarmkeeper.api.users import LocalOwner, UserSource
+from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.db import Database
 from swarmkeeper.features import Feature
 from swarmkeeper.services import Services
 
@@ -29,15 +34,23 @@ def account_routes() -> RouteTable:
     return table
 
 
+def build_accounts(config: ServerConfig, settings: ServerSettings, db: Database, sessions: SessionStore) -> Accounts:
+    """The server's Accounts (read from the database when the feature starts)."""
+    return Accounts(db, sessions, AccountsPolicy.of(config, settings))
+
+
+def user_source(accounts: Accounts, config: ServerConfig) -> UserSource:
+    """Who a request acts as: the accounts when they are on, else everyone is the local owner."""
+    return AccountUsers(accounts) if accounts.policy.required else LocalOwner(config.user_id)
+
+
 async def start(services: Services) -> None:
-    accounts = Accounts(services.db, services.sessions, AccountsPolicy.of(services))
+    accounts = services.accounts
     await accounts.start()
-    services.extra[EXTRA_KEY] = accounts
     services.routes.wrap(audited(accounts))
     services.routes.wrap(binding_key_sessions(accounts))
     if not accounts.policy.required:
         return
-    services.users = AccountUsers(accounts)
     await accounts.passwords.warm_up()
     log.info("Accounts are on: callers log in (or use an API key)%s",
              "; direct local connections act as the owner" if accounts.policy.localhost_bypass else "")

@@ -10,7 +10,6 @@ from swarmkeeper.accounts.apikeys import APIKey
 from swarmkeeper.accounts.callers import KeyUser
 from swarmkeeper.accounts.errors import AccountError
 from swarmkeeper.accounts.login_routes import NEEDS_LOGIN
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.api.permissions import MANAGE_API_KEYS, MANAGE_USERS
 from swarmkeeper.api.routes import APICall, RouteTable
 from swarmkeeper.types import JSONObject
@@ -30,7 +29,7 @@ def by_login(call: APICall) -> None:
 
 async def key_of_caller(call: APICall, key_id: str) -> APIKey:
     """A key the caller may manage: their own, or anyone's with manage_users."""
-    key = await accounts_of(call.services).keys.get(key_id.strip().removeprefix("swk_"))
+    key = await call.services.accounts.keys.get(key_id.strip().removeprefix("swk_"))
     if key is None or (key.user != call.user.id and not call.user.may(MANAGE_USERS)):
         raise AccountError("No such API key.")
     return key
@@ -47,7 +46,7 @@ async def create_api_key(
     """Create an API key for yourself. The answer's 'key' is the only time the key is shown: store it
     now. Send it as 'Authorization: Bearer <key>'; it can stand in for a session on any route."""
     by_login(call)
-    accounts = accounts_of(call.services)
+    accounts = call.services.accounts
     if await accounts.users.get(call.user.id) is None:
         raise AccountError("API keys belong to user accounts, and the local owner has none; create a user "
                            "(swarmkeeper users add) and log in as it.")
@@ -65,7 +64,7 @@ async def list_api_keys(
     wanted = user or call.user.id
     if wanted != call.user.id and not call.user.may(MANAGE_USERS):
         raise AccountError("Only user managers (manage_users) can list other users' keys.")
-    keys = await accounts_of(call.services).keys.listing(None if wanted == "*" else wanted)
+    keys = await call.services.accounts.keys.listing(None if wanted == "*" else wanted)
     return {"keys": [key.describe() for key in keys]}
 
 
@@ -74,5 +73,5 @@ async def revoke_api_key(call: APICall, id: Annotated[str, "The key's id or pref
     """Revoke an API key at once; the sessions opened with it end too."""
     by_login(call)
     key = await key_of_caller(call, id)
-    revoked = await accounts_of(call.services).revoke_key(key.id)
+    revoked = await call.services.accounts.revoke_key(key.id)
     return {"success": True, "result": "Revoked." if revoked else "Already revoked."}

@@ -9,7 +9,7 @@ from swarmkeeper.accounts.cookies import cleared_cookie, queue_cookie, token_coo
 from swarmkeeper.accounts.errors import AccountError
 from swarmkeeper.accounts.login import begin_attempt, log_in, throttle_keys
 from swarmkeeper.accounts.passwords import login_digest, new_password_digest
-from swarmkeeper.accounts.service import DAY, Accounts, accounts_of
+from swarmkeeper.accounts.service import DAY, Accounts
 from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.api.permissions import EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, PUBLIC
 from swarmkeeper.api.routes import APICall, RouteTable
@@ -23,7 +23,7 @@ NEEDS_LOGIN = "This needs a login, not an API key."
 
 
 def accounts_on(call: APICall) -> Accounts:
-    accounts = accounts_of(call.services)
+    accounts = call.services.accounts
     if not accounts.policy.required:
         raise AccountError(ACCOUNTS_OFF)
     return accounts

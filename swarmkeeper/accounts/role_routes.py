@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from swarmkeeper.accounts.roles import RoleEdit
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.api.permissions import (
     ALL_FLAGS,
     CONFIGURE_ROLES,
@@ -37,7 +36,7 @@ SUCCESS: JSONObject = {"success": True}
 """)
 async def admin_list_roles(call: APICall) -> JSONObject:
     """Admin route to get a list of all available roles, with the permissions each one holds."""
-    return {"roles": {role.id: role.describe() for role in accounts_of(call.services).roles.all()}}
+    return {"roles": {role.id: role.describe() for role in call.services.accounts.roles.all()}}
 
 
 @routes.route("AdminListPermissions", flag=CONFIGURE_ROLES, user_update=False, returns="""
@@ -55,7 +54,7 @@ async def admin_list_permissions(call: APICall) -> JSONObject:
 async def admin_add_role(call: APICall, name: Annotated[str, "The name of the new role."]) -> JSONObject:
     """Admin route to create a new user permission role (its id: the name's letters, digits and _, lower-cased);
     it starts with no permissions."""
-    await accounts_of(call.services).roles.add(name)
+    await call.services.accounts.roles.add(name)
     return SUCCESS
 
 
@@ -76,7 +75,7 @@ async def admin_edit_role(
     holding the role get the new permissions on their next call."""
     edit = RoleEdit(description, max_outpath_depth, max_t2i_simultaneous, allow_unsafe_outpaths, model_whitelist,
                     model_blacklist, permissions)
-    await accounts_of(call.services).roles.edit(name, edit)
+    await call.services.accounts.roles.edit(name, edit)
     return SUCCESS
 
 
@@ -84,5 +83,5 @@ async def admin_edit_role(
 async def admin_delete_role(call: APICall, name: Annotated[str, "The name of the role to delete."]) -> JSONObject:
     """Admin route to delete a custom role. Built-in roles cannot be deleted, nor a role a user or an API key still
     holds."""
-    await accounts_of(call.services).delete_role(name)
+    await call.services.accounts.delete_role(name)
     return SUCCESS

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from swarmkeeper.accounts.apikeys import APIKey, KeyStore
 from swarmkeeper.accounts.audit import AuditLog
@@ -21,10 +20,8 @@ from swarmkeeper.accounts.throttle import LoginThrottle
 from swarmkeeper.accounts.tokens import LoginTokens
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.users import User
+from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
-
-if TYPE_CHECKING:
-    from swarmkeeper.services import Services
 
 DAY = 86400.0
 MAX_KEY_DAYS = 3650
@@ -41,10 +38,10 @@ class AccountsPolicy:
     token_days: float = 30.0
 
     @classmethod
-    def of(cls, services: Services) -> AccountsPolicy:
-        section = services.settings.userauthorization
-        return cls(required=services.config.require_accounts or section.AuthorizationRequired,
-                   localhost_bypass=section.AllowLocalhostBypass, local_user=services.config.user_id,
+    def of(cls, config: ServerConfig, settings: ServerSettings) -> AccountsPolicy:
+        section = settings.userauthorization
+        return cls(required=config.require_accounts or section.AuthorizationRequired,
+                   localhost_bypass=section.AllowLocalhostBypass, local_user=config.user_id,
                    token_days=max(section.LoginTokenDays, 0.0))
 
 
@@ -165,11 +162,3 @@ class Accounts:
         for session_id in await self.keys.unbind(key_id):
             await self.sessions.end_key(session_id)
 
-
-EXTRA_KEY = "accounts"
-
-
-def accounts_of(services: Services) -> Accounts:
-    """The running server's Accounts (put in ``services.extra`` by the accounts feature)."""
-    accounts: Accounts = services.extra[EXTRA_KEY]
-    return accounts

@@ -50,8 +50,5 @@ async def get_current_status(
 ) -> JSONObject:
     """Get current waiting generation count, model loading count, etc."""
     records = call.services.registry.all()
-    stats = call.services.extra.get("session_stats")
-    counts = stats(call.session) if stats else {"waiting_gens": 0, "loading_models": 0, "waiting_backends": 0,
-                                                 "live_gens": 0}
-    return {"status": counts, "backend_status": aggregate_status(records),
+    return {"status": call.services.status_counts(call.session), "backend_status": aggregate_status(records),
             "supported_features": supported_features(records)}

@@ -5,9 +5,8 @@ answer shapes. The model lists are the union of the running backends' own lists.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
+from typing import Annotated, Protocol, runtime_checkable
 
 from swarmkeeper.api.model_listing import (
     WILDCARDS,
@@ -31,13 +30,8 @@ from swarmkeeper.exceptions import APIError
 from swarmkeeper.features import Feature
 from swarmkeeper.types import JSONObject
 
-if TYPE_CHECKING:
-    from swarmkeeper.services import Services
-
 log = logging.getLogger("swarmkeeper.models")
 routes = RouteTable()
-#: Longest one backend may take to re-read its model lists.
-REFRESH_TIMEOUT = 120.0
 
 
 @runtime_checkable
@@ -45,37 +39,6 @@ class LoadsModels(Protocol):
     """A backend that can load a model on demand (SelectModel)."""
 
     async def load_model(self, model: str) -> bool: ...
-
-
-class ModelRefresher:
-    """TriggerRefresh's work: every running backend re-reads its lists, one refresh at a time. A
-    call arriving during a refresh does not start another, nor wait for it: servers that use each
-    other pass a refresh on to each other, and waiting there would hold both until a timeout."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-
-    async def refresh(self, records: list[BackendRecord]) -> None:
-        if self._lock.locked():
-            return
-        async with self._lock:
-            running = [record for record in records if record.status is BackendStatus.RUNNING]
-            await asyncio.gather(*(self._refresh_one(record) for record in running))
-
-    @staticmethod
-    async def _refresh_one(record: BackendRecord) -> None:
-        try:
-            async with asyncio.timeout(REFRESH_TIMEOUT):
-                await record.backend.refresh_models()
-        except Exception as error:  # one backend's trouble never fails the refresh of the others
-            log.warning("Backend #%s failed to refresh its model lists: %s", record.id, error)
-
-
-def refresher(services: Services) -> ModelRefresher:
-    found = services.extra.get("model_refresher")
-    if not isinstance(found, ModelRefresher):
-        found = services.extra["model_refresher"] = ModelRefresher()
-    return found
 
 
 @routes.route("ListModels", flag=FUNDAMENTAL_MODEL_ACCESS, user_update=False, returns="""
@@ -121,7 +84,7 @@ async def trigger_refresh(
     'control_model_refresh' to take effect), returning parameter data."""
     if strong and call.user.may(CONTROL_MODEL_REFRESH) and refreshType in ("", "models"):
         log.info("User %s triggered a model refresh", call.user.id)
-        await refresher(call.services).refresh(call.services.registry.all())
+        await call.services.models.refresh(call.services.registry.all())
     return {"list": [], "groups": [], "models": model_names_by_category(call.services.registry.all()),
             "model_compat_classes": {}, "model_classes": {}, "wildcards": [], "param_edits": None}
 

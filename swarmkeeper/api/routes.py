@@ -21,7 +21,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NewType, TypeVar
 
@@ -130,7 +130,6 @@ class Route:
     websocket: bool = False
     #: An example of the answer, for the API docs.
     returns: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
     #: The module that declared it (kept when a feature wraps the handler): its API docs page.
     module: str = ""
 

@@ -19,7 +19,6 @@ from swarmkeeper.features import Feature
 if TYPE_CHECKING:
     from swarmkeeper.services import Services
 
-EXTRA_KEY = "openapi_json"
 #: The permission reading the document needs when accounts are on: any logged-in caller holds it.
 DOCS_FLAG = FUNDAMENTAL_FLAG
 
@@ -28,19 +27,24 @@ def http_paths(request: Request) -> set[str]:
     return {path for route in request.app.routes if isinstance(path := getattr(route, "path", None), str)}
 
 
-async def openapi_json(request: Request) -> Response:
-    services: Services = request.app.state.services
-    refused = await refusal(services, request, DOCS_FLAG)
-    if refused is not None:
-        return refused
-    body = services.extra.get(EXTRA_KEY)
-    if body is None:
-        body = services.extra[EXTRA_KEY] = orjson.dumps(openapi_document(services.routes, http_paths(request)))
-    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+class OpenAPIJSON:
+    """The endpoint, with the document it built at the first request (one per app)."""
+
+    def __init__(self) -> None:
+        self.body: bytes | None = None
+
+    async def serve(self, request: Request) -> Response:
+        services: Services = request.app.state.services
+        refused = await refusal(services, request, DOCS_FLAG)
+        if refused is not None:
+            return refused
+        if self.body is None:
+            self.body = orjson.dumps(openapi_document(services.routes, http_paths(request)))
+        return Response(self.body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def openapi_routes() -> list[BaseRoute]:
-    return [Route("/openapi.json", openapi_json, methods=["GET"])]
+    return [Route("/openapi.json", OpenAPIJSON().serve, methods=["GET"])]
 
 
 OPENAPI = Feature(name="openapi", http_routes=openapi_routes)

@@ -8,15 +8,20 @@ into the registry, and a test can host one with a few lines.
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from swarmkeeper.backends.comfyui_timings import ComfyTimings
 from swarmkeeper.backends.settings import Schema, schema_of
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.metrics import Metrics
+from swarmkeeper.process.policy import RestartPolicy
+from swarmkeeper.process.records import ProcessRecords
 from swarmkeeper.types import BackendId, JSONObject
 
 if TYPE_CHECKING:
@@ -44,16 +49,44 @@ class PortCounter:
         return self.last
 
 
+#: The records of self-started processes that may outlive the server, in the data folder.
+RECORDS_FILE = "backends-running.json"
+
+
+@dataclass(frozen=True)
+class BackendTuning:
+    """How long backends wait, and how their processes restart and stop: SwarmUI's values unless
+    a test shortens them (``ServerConfig.tuning``)."""
+
+    comfy: ComfyTimings = field(default_factory=ComfyTimings)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+
+
 @dataclass
 class BackendServices:
-    """What every backend shares: where data lives, who we are, and the port counter."""
+    """What every backend shares: where data lives, who we are, the port counter, the waits, and
+    the records of the processes they started."""
 
     data_dir: Path
     server_id: str
     ports: PortCounter = field(default_factory=PortCounter)
     #: Where backends, the lifecycle and the manager record facts (restarts: RestartCause.CRASH).
     metrics: Metrics = field(default_factory=Metrics)
-    extra: dict[str, Any] = field(default_factory=dict)
+    tuning: BackendTuning = field(default_factory=BackendTuning)
+    #: Set when the program shutdown of a server started with --keep_backends begins (adoption.py):
+    #: self-started processes are then left running, for the next start to adopt.
+    keep_processes: bool = False
+    #: Stopping the processes an earlier server left that no backend adopts (adoption.py); the
+    #: server's stop waits for it.
+    leftover_sweep: asyncio.Task[None] | None = None
+
+    @cached_property
+    def process_records(self) -> ProcessRecords:
+        """This server's records of running self-started processes, read from disk on first use
+        (their ports reserved at once, so no other backend is given one)."""
+        records = ProcessRecords(Path(self.data_dir) / RECORDS_FILE)
+        self.ports.reserved.update(record.port for record in records.all())
+        return records
 
 
 class BackendHost(Protocol[S_co]):

@@ -11,34 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
 from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
+from swarmkeeper.backends.comfyui_timings import ComfyTimings
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.types import JSONObject
 
 S = TypeVar("S")
-
-#: Key of ``BackendServices.extra`` under which a :class:`ComfyTimings` replaces the defaults.
-TIMINGS_KEY = "comfyui.timings"
-
-
-@dataclass(frozen=True)
-class ComfyTimings:
-    """How long ComfyUI backends wait (SwarmUI's values by default)."""
-
-    #: Seconds any one request may take (SwarmUI: 1 minute for object_info and the idle probe).
-    timeout: float = 60.0
-    #: Seconds between two health checks (``GET /features``) of a by-URL backend.
-    monitor_interval: float = 5.0
-    #: Seconds between two reads of ``/system_stats`` (the devices) while the backend runs.
-    devices_interval: float = 2.0
-
 
 def max_usages_for(over_queue: int) -> int:
     """``1 + OverQueue``, never below 0 (OverQueue -1: a UI-only instance that never generates)."""
@@ -64,8 +48,7 @@ class ComfyUIBackend(Backend[S]):
 
     @property
     def timings(self) -> ComfyTimings:
-        timings = self.host.services.extra.get(TIMINGS_KEY)
-        return timings if isinstance(timings, ComfyTimings) else ComfyTimings()
+        return self.host.services.tuning.comfy
 
     @property
     def node_classes(self) -> frozenset[str]:

@@ -36,26 +36,14 @@ from swarmkeeper.process.supervisor import end_process
 
 log = logging.getLogger("swarmkeeper.backends")
 
-#: ``BackendServices.extra`` keys: the records (one object per server), and the flag the program
-#: shutdown sets with --keep_backends (self-started processes are then left running).
-RECORDS_KEY = "comfyui.process_records"
-KEEP_KEY = "comfyui.keep_running"
-RECORDS_FILE = "backends-running.json"
-
-
 def records_of(services: BackendServices) -> ProcessRecords:
     """This server's records, read from disk on first use (their ports reserved at once)."""
-    records = services.extra.get(RECORDS_KEY)
-    if not isinstance(records, ProcessRecords):
-        records = ProcessRecords(Path(services.data_dir) / RECORDS_FILE)
-        services.ports.reserved.update(record.port for record in records.all())
-        services.extra[RECORDS_KEY] = records
-    return records
+    return services.process_records
 
 
 def keeping(services: BackendServices) -> bool:
     """True once the program shutdown of a server started with --keep_backends has begun."""
-    return services.extra.get(KEEP_KEY) is True
+    return services.keep_processes
 
 
 def fingerprint(type_id: str, settings: Any) -> str:

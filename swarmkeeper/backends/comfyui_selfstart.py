@@ -44,10 +44,6 @@ from swarmkeeper.process.states import ProcessState
 from swarmkeeper.process.supervisor import Adoption, ProcessFailed, Supervisor
 from swarmkeeper.types import JSONObject
 
-#: Key of ``BackendServices.extra`` under which a RestartPolicy replaces the default stop and
-#: restart timings (AutoRestart still comes from the backend's settings).
-POLICY_KEY = "comfyui.restart_policy"
-
 
 class ComfyLauncher:
     """What the supervisor launches for one backend: a new port each time, readiness by
@@ -111,9 +107,8 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
         return process.pid if process is not None else None
 
     def _policy(self) -> RestartPolicy:
-        template = self.host.services.extra.get(POLICY_KEY)
-        base = template if isinstance(template, RestartPolicy) else RestartPolicy()
-        return dataclasses.replace(base, auto_restart=self.settings.AutoRestart)
+        """The server's stop and restart timings (BackendServices.tuning), AutoRestart as the settings say."""
+        return dataclasses.replace(self.host.services.tuning.restart, auto_restart=self.settings.AutoRestart)
 
     # --- init ---
 

@@ -22,7 +22,6 @@ from swarmkeeper.clients.comfyui import BinaryEvent
 from swarmkeeper.dispatch.graph import ParamError, checkpoint_name, parse_params, text_to_image
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job, JobState
-from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.pool.transfer import fetch
 from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs
 from swarmkeeper.exceptions import APIError
@@ -33,8 +32,8 @@ Send = Callable[[JSONObject], Awaitable[None]]
 
 
 def pool_of(call: APICall) -> Pool:
-    pool = call.services.extra.get(POOL_KEY)
-    if not isinstance(pool, Pool):
+    pool = call.services.dispatch.running_pool()
+    if pool is None:
         raise APIError("Generation is not available: the dispatch feature is not running.")
     return pool
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def session_stats(pool: Pool) -> Callable[[Any], dict[str, int]]:
-    """``services.extra["session_stats"]``: the four counts of GetCurrentStatus for a session."""
+    """The four counts of GetCurrentStatus for a session."""
 
     def counts(session: Any) -> dict[str, int]:
         owner = getattr(session, "id", None)

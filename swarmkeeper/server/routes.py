@@ -9,7 +9,6 @@ import asyncio
 import logging
 from typing import Annotated
 
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.api.connected import SessionCounts, connected_users, no_counts
 from swarmkeeper.api.permissions import INTERRUPT_OTHERS, READ_SERVER_INFO_PANELS, RESTART, SHUTDOWN
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
@@ -66,7 +65,7 @@ async def known_user(call: APICall, name: str) -> bool:
     """An account, the local owner, or (accounts off) anyone holding a session."""
     if name == call.services.config.user_id or call.services.sessions.of_user(name):
         return True
-    return await accounts_of(call.services).users.get(name) is not None
+    return await call.services.accounts.users.get(name) is not None
 
 
 async def interrupt_sessions(pool: Pool, session_ids: set[str]) -> int:

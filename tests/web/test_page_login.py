@@ -12,7 +12,6 @@ from playwright.async_api import Browser, Page, expect
 
 from swarmkeeper import fds
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.config import ServerSettings, UserAuthorizationSettings
 from swarmkeeper.files import write_atomic
 from tests.servers import LoopbackServer, on_loopback, test_config
@@ -39,7 +38,7 @@ async def accounts_server(no_localhost_bypass: Path) -> AsyncIterator[LoopbackSe
     """Accounts required; users alice (owner) and pat (poweruser)."""
     config = test_config(no_localhost_bypass, backend_type_modules=WEB_TYPES, require_accounts=True)
     async with on_loopback(config) as server:
-        accounts = accounts_of(server.services)
+        accounts = server.services.accounts
         await accounts.add_user("alice", client_prehash("alice", PASSWORD), "owner")
         await accounts.add_user("pat", client_prehash("pat", PASSWORD), "poweruser")
         yield server
@@ -115,6 +114,6 @@ async def test_a_login_that_ends_elsewhere_brings_back_the_login_form(
     page = await account_pages.open(wait_live=False)
     await log_in(page, "alice", PASSWORD)
     await expect(page.locator("#live-indicator")).to_have_text("Live")
-    await accounts_of(accounts_server.services).end_logins("alice")
+    await accounts_server.services.accounts.end_logins("alice")
     await expect(page.locator("#login-view")).to_be_visible()
     await expect(page.locator("#login-error")).to_have_text("Your login has ended. Log in again to continue.")

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from swarmkeeper.accounts.tokens import COOKIE
-from swarmkeeper.backends.comfyui_common import TIMINGS_KEY
+from swarmkeeper.backends.base import BackendTuning
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, run_fake_comfyui
@@ -86,7 +86,7 @@ async def accounts_pool(data_dir: Path) -> AsyncIterator[AccountsPool]:
     async with run_fake_comfyui() as fake, \
             on_loopback(test_config(data_dir, require_accounts=True, comfy_port=port)) as server, \
             httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        server.services.manager.services.extra[TIMINGS_KEY] = TIMINGS
+        server.services.manager.services.tuning = BackendTuning(comfy=TIMINGS)
         accounts = Accounted(APIClient(http, server.services))
         await accounts.add_user("olivia", "owner")
         await accounts.add_user("mallory", "guest")
@@ -192,4 +192,4 @@ async def test_a_page_on_another_origin_cannot_use_the_pool(browser: Browser, da
             await context.close()
         assert {target: statuses.get(target) for target in targets} == dict.fromkeys(targets, 403)
         assert fake.calls_to("/prompt", "POST") == [] and fake.calls_to("/free") == []
-        assert pool.services.extra["dispatch.pool"].jobs == {}
+        assert pool.services.dispatch.pool.jobs == {}

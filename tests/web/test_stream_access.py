@@ -18,7 +18,7 @@ import pytest
 
 from swarmkeeper.accounts.callers import account_user
 from swarmkeeper.accounts.passwords import client_prehash
-from swarmkeeper.accounts.service import Accounts, accounts_of
+from swarmkeeper.accounts.service import Accounts
 from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.app import FEATURES
 from swarmkeeper.web.feature import web_feature
@@ -41,7 +41,7 @@ class Team:
 
     @property
     def accounts(self) -> Accounts:
-        return accounts_of(self.server.services)
+        return self.server.services.accounts
 
     async def call(self, route: str, body: dict[str, object], **headers: str) -> dict[str, object]:
         response = await self.http.post(f"/API/{route}", json=body, headers=headers)
@@ -69,7 +69,7 @@ async def team(data_dir: Path) -> AsyncIterator[Team]:
     features = [web_feature(SLOW) if feature.name == "web" else feature for feature in FEATURES]
     async with on_loopback(test_config(data_dir, require_accounts=True), features=features) as server, \
             httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        accounts = accounts_of(server.services)
+        accounts = server.services.accounts
         for name, role in (("root", "owner"), ("pat", "poweruser")):
             await accounts.add_user(name, client_prehash(name, PASSWORD), role)
         team = Team(server, http, "")

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from swarmkeeper.services import Services
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
-POOL_KEY = "dispatch.pool"
 Handler = Callable[["Pool", Request, "int | None"], Awaitable[Response]]
 
 
@@ -79,7 +78,7 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         refused = await refusal(services, request)
         if refused is not None:
             return refused
-        pool: Pool | None = services.extra.get(POOL_KEY)
+        pool = services.dispatch.running_pool()
         if pool is None:
             return PlainTextResponse("The ComfyUI pool is not running.", status_code=503)
         return await handler(pool, request, pin_of(request))
@@ -218,7 +217,7 @@ async def upload_mask(pool: Pool, request: Request, pin: int | None) -> Response
 
 async def ws(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
-    pool: Pool | None = services.extra.get(POOL_KEY)
+    pool = services.dispatch.running_pool()
     if pool is None or await refusal(services, websocket) is not None:
         await websocket.close(code=1008)
         return
