@@ -1,0 +1,127 @@
+"""uvicorn's HTTP protocol (httptools) with two guards below HTTP, which uvicorn lacks:
+
+- a header deadline: a request's headers must be complete within ``header_timeout`` of the
+  connection (first request) or of the request's first byte; a late one is answered 408 and closed,
+  so half-sent requests cannot hold descriptors for ever;
+- a connection cap: a connection past ``max_connections`` is answered 503 at once (before it sends
+  anything) and closed, so the process never runs out of descriptors and refuses rather than stalls.
+
+Both answers use SwarmUI's error shape. A connection closed while the client is still sending (a
+refusal above, or an answer given before a request's body was read, such as a body too large) is
+closed gracefully: our side is shut first and what the client still sends is dropped for up to
+``LINGER_SECONDS``, so the client reads the answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from swarmkeeper.limits import WireLimits
+
+#: How long a refused connection is kept open for the client to read its answer.
+LINGER_SECONDS = 2.0
+
+
+def plain_answer(status: int, error_id: str, message: str) -> bytes:
+    body = orjson.dumps({"error_id": error_id, "error": message})
+    head = (b"content-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    return STATUS_LINE[status] + head + body
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    limits: ClassVar[WireLimits]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(plain_answer(503, "too_many_connections", "The server has too many open connections; "
+                                                                   "try again shortly."))
+            return
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._refused:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        if self.cycle is not None:  # its task has not run yet
+            self.cycle.transport = CycleTransport(self, self.cycle)  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.limits.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_late(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self._refuse(plain_answer(408, "request_timeout", f"The request's headers did not arrive within "
+                                                              f"{self.limits.header_timeout:g} s."))
+
+    def _refuse(self, answer: bytes) -> None:
+        self._unset_keepalive_if_required()
+        self.transport.write(answer)
+        self.close_softly(still_sending=True)
+
+    def close_softly(self, *, still_sending: bool) -> None:
+        """Close; if the client may still be sending, shut our side, drop whatever else comes, and
+        close when the client does (or after ``LINGER_SECONDS``)."""
+        if self._refused or self.transport.is_closing():
+            return
+        if not still_sending or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._refused = True
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class CycleTransport:
+    """The transport as one request's cycle sees it: its ``close`` is the protocol's graceful one."""
+
+    def __init__(self, protocol: GuardedProtocol, cycle: RequestResponseCycle) -> None:
+        self.protocol = protocol
+        self.cycle = cycle
+
+    def write(self, data: bytes) -> None:
+        self.protocol.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self.protocol.transport.is_closing()
+
+    def close(self) -> None:
+        self.protocol.close_softly(still_sending=self.cycle.more_body)
+
+
+def guarded_protocol(limits: WireLimits) -> type[GuardedProtocol]:
+    """A protocol class bound to these limits (uvicorn builds protocols from a class)."""
+    return type("SwarmkeeperHTTPProtocol", (GuardedProtocol,), {"limits": limits})
