@@ -8,8 +8,9 @@
 
 Both answers use SwarmUI's error shape. A connection closed while the client is still sending (a
 refusal above, or an answer given before a request's body was read, such as a body too large) is
-closed gracefully: our side is shut first and what the client still sends is dropped for up to
-``LINGER_SECONDS``, so the client reads the answer instead of a reset.
+closed gracefully: our side is shut first and what the client still sends is dropped (up to
+``LINGER_SECONDS`` and ``LINGER_BYTES``), so the client reads the answer instead of a reset. A body
+whose unread rest is larger than that would end in a reset anyway: its connection is closed at once.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from swarmkeeper.limits import WireLimits
 
-#: How long a refused connection is kept open for the client to read its answer.
+#: How long, and for how many bytes, a connection closed while the client is still sending is kept
+#: open for the client to read its answer (a client sending more gets a reset).
 LINGER_SECONDS = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 def plain_answer(status: int, error_id: str, message: str) -> bytes:
@@ -33,6 +36,13 @@ def plain_answer(status: int, error_id: str, message: str) -> bytes:
     return STATUS_LINE[status] + head + body
 
 
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 class GuardedProtocol(HttpToolsProtocol):
     limits: ClassVar[WireLimits]
 
@@ -40,6 +50,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        self._dropped = 0
+        self._body_left: int | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,6 +64,10 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if not self._refused:
             super().data_received(data)
+            return
+        self._dropped += len(data)
+        if self._dropped > LINGER_BYTES:
+            self.transport.close()
 
     def eof_received(self) -> None:
         if self._refused:
@@ -59,10 +75,17 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._body_left = None
         self._arm()
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_left is not None:
+            self._body_left -= len(body)
+        super().on_body(body)
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._body_left = declared_length(self.headers)
         super().on_headers_complete()
         if self.cycle is not None:  # its task has not run yet
             self.cycle.transport = CycleTransport(self, self.cycle)  # type: ignore[assignment]
@@ -96,7 +119,8 @@ class GuardedProtocol(HttpToolsProtocol):
         close when the client does (or after ``LINGER_SECONDS``)."""
         if self._refused or self.transport.is_closing():
             return
-        if not still_sending or not self.transport.can_write_eof():
+        hopeless = self._body_left is not None and self._body_left > LINGER_BYTES  # it would end in a reset
+        if not still_sending or hopeless or not self.transport.can_write_eof():
             self.transport.close()
             return
         self._refused = True

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -246,3 +248,22 @@ async def test_x_forwarded_for_is_believed_only_from_allowed_addresses(data_dir:
             assert response.status_code == (200 if believed else 401), response.text
     finally:
         process.stop()
+
+
+# The descriptors the connection caps need.
+
+DESCRIPTORS = """
+import resource, sys
+from swarmkeeper.limits import WireLimits, ensure_descriptors
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1] if sys.argv[1] == "as-is" else int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+limits = ensure_descriptors(WireLimits(max_connections=1000), ports=2)
+print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], limits.max_connections)
+"""
+
+
+@pytest.mark.parametrize(("hard", "soft", "per_port"), [("as-is", 2512, 1000), ("1024", 1024, 256)])
+def test_the_open_file_limit_is_raised_to_fit_the_caps(hard: str, soft: int, per_port: int) -> None:
+    """2 ports x 1,000 connections + 512 for the rest; a hard limit of 1,024 fits 256 per port."""
+    run = subprocess.run([sys.executable, "-c", DESCRIPTORS, hard], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == [str(soft), str(per_port)], run.stderr

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from swarmkeeper import dotnet
-from swarmkeeper.api.bodies import BodyTimeout, BodyTooLarge, body_cap, read_capped
+from swarmkeeper.api.bodies import BodyTooLarge, body_cap, read_capped
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Route
 from swarmkeeper.api.users import ANONYMOUS, User
@@ -98,9 +98,9 @@ def _parse_slowly(data: bytes | bytearray | str) -> Any:
         raise TransportError("internal_error", f"The request body is not valid JSON: {error}") from None
 
 
-async def read_http_body(services: Services, request: Request) -> JSONObject:
-    """The body as a JSON object, after SwarmUI's checks on its headers and ours on its size
-    (:mod:`swarmkeeper.api.bodies`: the cap is chosen before a byte of it is read)."""
+async def read_http_body(services: Services, request: Request) -> bytearray:
+    """The body, after SwarmUI's checks on its headers and ours on its size (:mod:`swarmkeeper.api.bodies`:
+    the cap is chosen before a byte of it is read). A refusal here leaves some of the body unread."""
     if not _is_json_type(request.headers.get("content-type", "")):
         raise TransportError("basic_api", "Wrong content type")
     max_bytes = services.settings.network.MaxNetworkRequestMegabytes * 1024 * 1024
@@ -110,7 +110,7 @@ async def read_http_body(services: Services, request: Request) -> JSONObject:
     cap = await body_cap(services, request, length, max_bytes)
     if length > cap:
         raise BodyTooLarge(cap)
-    return parse_body(await read_capped(request, cap, services.config.wire.body_timeout))
+    return await read_capped(request, cap, services.config.wire.body_timeout)
 
 
 async def resolve_user(services: Services, route: Route | None, body: JSONObject,
@@ -165,19 +165,19 @@ async def api_http(request: Request) -> Response:
     if request.method != "POST":
         log.error("A %s request was sent to API route '%s'; API routes only take POST", request.method, name)
         return RedirectResponse("/Error/NoGetAPI", status_code=302)
+    read = False  # a refusal before the whole body is read ends the connection (the rest stays unread)
     try:
-        body = await read_http_body(services, request)
-        return SwarmJSONResponse(await dispatch(services, name, body, request))
+        raw = await read_http_body(services, request)
+        read = True
+        return SwarmJSONResponse(await dispatch(services, name, parse_body(raw), request))
     except APIError as error:
         log.info("API call %s refused: %s", name, error.message)
         return SwarmJSONResponse({"error": error.message})
-    except (BodyTooLarge, BodyTimeout) as error:  # the unread rest of the body ends the connection
-        return SwarmJSONResponse(error_body(error), status_code=error.status_code, close=True)
     except TransportError as error:
-        return SwarmJSONResponse(error_body(error), status_code=error.status_code)
+        return SwarmJSONResponse(error_body(error), status_code=error.status_code, close=not read)
     except Exception:
         log.exception("Internal error in API call %s", name)
-        return SwarmJSONResponse(error_body(INTERNAL_ERROR), status_code=400)
+        return SwarmJSONResponse(error_body(INTERNAL_ERROR), status_code=400, close=not read)
 
 
 async def api_websocket(websocket: WebSocket) -> None:
