@@ -90,6 +90,13 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.cycle is not None:  # its task has not run yet
             self.cycle.transport = CycleTransport(self, self.cycle)  # type: ignore[assignment]
 
+    def on_response_complete(self) -> None:
+        """An answer given while more than ``LINGER_BYTES`` of its request's body is still to come
+        (a refusal by any route or middleware): close rather than read and drop it all."""
+        if self.cycle is not None and self.cycle.more_body and (self._body_left or 0) > LINGER_BYTES:
+            self.transport.close()
+        super().on_response_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)

@@ -23,7 +23,7 @@ from swarmkeeper.limits import WireLimits, server_config
 from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS, free_port
 from swarmkeeper.services import Services
 from tests.accounts_support import Accounted, write_settings
-from tests.servers import APIClient, ServerProcess, test_config
+from tests.servers import ROOT, APIClient, ServerProcess, test_config
 
 MB = 1024 * 1024
 
@@ -153,6 +153,18 @@ async def test_without_accounts_every_caller_is_the_owner_and_known(data_dir: Pa
         assert response.status_code == 200 and response.json() == {}
 
 
+async def test_any_early_answer_ends_a_connection_whose_large_body_is_unread(data_dir: Path) -> None:
+    write_settings(data_dir, network={"RequiredAuthorization": "Bearer s3cret", "AuthBypassIPs": ""})
+    async with limited_server(test_config(data_dir, comfy_port=-1)) as (host, port, _):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(api_head("ListBackends", 100 * MB) + b" " * 65536)  # refused by the gate, not by the API
+        await writer.drain()
+        status, _, body = await read_answer(reader)
+        assert status == 401 and body == b"Unauthorized"
+        assert await reader.read() == b""  # closed, not left reading and dropping 100 MB
+        writer.close()
+
+
 # The wire below HTTP: `swarmkeeper serve` itself, with its flags, on both ports.
 
 @contextlib.contextmanager
@@ -267,3 +279,11 @@ def test_the_open_file_limit_is_raised_to_fit_the_caps(hard: str, soft: int, per
     """2 ports x 1,000 connections + 512 for the rest; a hard limit of 1,024 fits 256 per port."""
     run = subprocess.run([sys.executable, "-c", DESCRIPTORS, hard], capture_output=True, text=True, check=True)
     assert run.stdout.split() == [str(soft), str(per_port)], run.stderr
+
+
+def test_every_limit_flag_is_documented() -> None:
+    readme = (ROOT / "README.md").read_text()
+    security = (ROOT / "docs" / "security.md").read_text()
+    for flag in ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "anonymous_body_mb",
+                 "forwarded_allow_ips"):
+        assert f"| `--{flag}` |" in readme and f"--{flag}" in security, flag
