@@ -4,9 +4,11 @@
 
 ``swarmkeeper serve`` runs in a child process with accounts on (no localhost bypass, so every
 loopback caller without a credential is a stranger) and 20 dummy backends; the legitimate client
-holds an API key. The attack runs in another child process: ``--slow`` connections that send half a
-request's headers and trickle a byte now and then (reopened when the server closes them), and
-``--uploads`` anonymous uploads of ``--upload_mb`` each, restarted as soon as one ends.
+holds an API key and calls from 127.0.0.1. The attack runs in another child process: ``--slow``
+connections that send half a request's headers and trickle a byte now and then (reopened when the
+server closes them), from ``--slow_addresses`` addresses (127.0.1.x), and ``--uploads`` anonymous
+uploads of ``--upload_mb`` each (from 127.0.2.x), restarted as soon as one ends.
+``--slow_addresses 1`` shows the per-address cap at work (256 held, the rest refused).
 
 ``--server_nofile 1024`` runs the server under a hard open-file limit of 1,024 (the box of issue 13):
 its connection cap then drops to 512 and the slow connections fill it, so new connections are
@@ -70,11 +72,13 @@ class AttackCounts:
     upload_bytes_sent: int = 0
 
 
-async def slow_connection(port: int, counts: AttackCounts, all_open: asyncio.Event, stop: asyncio.Event) -> None:
-    """Half a request's headers, then a header byte every second; reopened when the server closes it."""
+async def slow_connection(port: int, source: str, counts: AttackCounts, all_open: asyncio.Event,
+                          stop: asyncio.Event) -> None:
+    """Half a request's headers, then a header byte every second; reopened when the server closes it
+    (after 0.2 s if it was refused, so the attacker does not spin on the shared CPU)."""
     while not stop.is_set():
         try:
-            reader, writer = await asyncio.open_connection(HOST, port)
+            reader, writer = await asyncio.open_connection(HOST, port, local_addr=(source, 0))
         except OSError:
             await asyncio.sleep(0.5)
             continue
@@ -90,6 +94,8 @@ async def slow_connection(port: int, counts: AttackCounts, all_open: asyncio.Eve
                         status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "closed"
                         counts.slow_answers[status] = counts.slow_answers.get(status, 0) + 1
                         counts.slow_closed_by_server += 1
+                        if status == "503":
+                            await asyncio.sleep(0.2)
                         break
                 writer.write(b"X")
         except OSError:
@@ -103,7 +109,7 @@ def upload_head(port: int, size: int) -> bytes:
             f"Content-Length: {size}\r\n\r\n").encode()
 
 
-async def upload(port: int, size: int, counts: AttackCounts, stop: asyncio.Event) -> None:
+async def upload(port: int, source: str, size: int, counts: AttackCounts, stop: asyncio.Event) -> None:
     """An anonymous API call with a ``size`` body, sent as fast as the server takes it (until it
     answers); again and again."""
     chunk = memoryview(b" " * MB)
@@ -111,7 +117,7 @@ async def upload(port: int, size: int, counts: AttackCounts, stop: asyncio.Event
         counts.uploads_started += 1
         answer: asyncio.Task[bytes] | None = None
         try:
-            reader, writer = await asyncio.open_connection(HOST, port)
+            reader, writer = await asyncio.open_connection(HOST, port, local_addr=(source, 0))
             answer = asyncio.create_task(reader.readuntil(b"\r\n"))
             writer.write(upload_head(port, size))
             sent = 0
@@ -135,12 +141,14 @@ async def upload(port: int, size: int, counts: AttackCounts, stop: asyncio.Event
                 answer.cancel()
 
 
-async def attack(port: int, slow: int, uploads: int, upload_mb: int) -> None:
+async def attack(port: int, slow: int, uploads: int, upload_mb: int, addresses: int) -> None:
     raise_descriptor_limit(slow + uploads + 256)
     counts = AttackCounts(slow_wanted=slow)
     stop, all_open = asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(slow_connection(port, counts, all_open, stop)) for _ in range(slow)]
-    tasks += [asyncio.create_task(upload(port, upload_mb * MB, counts, stop)) for _ in range(uploads)]
+    tasks = [asyncio.create_task(slow_connection(port, f"127.0.1.{n % addresses + 1}", counts, all_open, stop))
+             for n in range(slow)]
+    tasks += [asyncio.create_task(upload(port, f"127.0.2.{n + 1}", upload_mb * MB, counts, stop))
+              for n in range(uploads)]
     await all_open.wait()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the parent says stop
@@ -264,12 +272,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=24.0,
                         help="Seconds of calls, quiet and again under attack (default 24: each series outlasts "
                              "the server's 10 s header timeout, so the slow connections are closed and reopened)")
+    parser.add_argument("--slow_addresses", type=int, default=8,
+                        help="Client addresses the slow connections come from (127.0.1.x; default 8, so that "
+                             "all 1,000 fit under the server's per-address cap of 256)")
     parser.add_argument("--server_nofile", type=int, default=0,
                         help="Run the server under this open-file limit, soft and hard (e.g. 1024; default: as is)")
     parser.add_argument("--attack_port", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.attack_port:
-        asyncio.run(attack(options.attack_port, options.slow, options.uploads, options.upload_mb))
+        asyncio.run(attack(options.attack_port, options.slow, options.uploads, options.upload_mb,
+                           options.slow_addresses))
         return
     raise_descriptor_limit(4096)
     with tempfile.TemporaryDirectory() as folder:
@@ -290,7 +302,8 @@ def run(options: argparse.Namespace, port: int, key: str, server: psutil.Process
     with RSSSampler(server) as quiet_rss:
         quiet = measure(port, request, options.seconds)
     attacker = subprocess.Popen([sys.executable, __file__, "--attack_port", str(port), "--slow", str(options.slow),
-                                 "--uploads", str(options.uploads), "--upload_mb", str(options.upload_mb)],
+                                 "--uploads", str(options.uploads), "--upload_mb", str(options.upload_mb),
+                                 "--slow_addresses", str(options.slow_addresses)],
                                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert attacker.stdin is not None and attacker.stdout is not None
     try:

@@ -90,6 +90,9 @@ def _limit_flags(serve: argparse.ArgumentParser) -> None:
     _add_flag(serve, "max_connections", type=int, default=2048,
               help="Open connections per port; the next is answered 503 and closed (default 2048; the open-file "
                    "limit is raised to fit).")
+    _add_flag(serve, "max_connections_per_address", type=int, default=256,
+              help="Open connections per port from one client address, so one client cannot take them all; "
+                   "addresses in --forwarded_allow_ips are exempt (default 256; 0: no cap).")
     _add_flag(serve, "anonymous_body_mb", type=_positive, default=1.0,
               help="Largest API request body from a caller not identified before its body is read (no login "
                    "cookie, API key or X-Session-Id header) when accounts are on; default 1.")
@@ -103,6 +106,7 @@ def wire_limits(args: argparse.Namespace) -> WireLimits:
 
     return WireLimits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
                       keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
+                      max_connections_per_address=args.max_connections_per_address,
                       anonymous_body_bytes=max(1, int(args.anonymous_body_mb * MB)),
                       forwarded_allow_ips=parse_allowed_ips(args.forwarded_allow_ips))
 

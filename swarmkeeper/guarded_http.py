@@ -3,8 +3,11 @@
 - a header deadline: a request's headers must be complete within ``header_timeout`` of the
   connection (first request) or of the request's first byte; a late one is answered 408 and closed,
   so half-sent requests cannot hold descriptors for ever;
-- a connection cap: a connection past ``max_connections`` is answered 503 at once (before it sends
-  anything) and closed, so the process never runs out of descriptors and refuses rather than stalls.
+- connection caps: a connection past ``max_connections``, or past ``max_connections_per_address``
+  from its client's address, is answered 503 at once (before it sends anything) and closed, so the
+  process never runs out of descriptors, refuses rather than stalls, and one address cannot take
+  every connection. (A websocket leaves the per-address count once upgraded; it still counts in
+  the total.)
 
 Both answers use SwarmUI's error shape. A connection closed while the client is still sending (a
 refusal above, or an answer given before a request's body was read, such as a body too large) is
@@ -21,7 +24,7 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from swarmkeeper.limits import WireLimits
+from swarmkeeper.limits import LINGERING_PER_PORT, WireLimits, trusted_address
 
 #: How long, and for how many bytes, a connection closed while the client is still sending is kept
 #: open for the client to read its answer (a client sending more gets a reset).
@@ -43,8 +46,35 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
+class PortCounts:
+    """One port's open connections per client address, and its refused connections still lingering."""
+
+    def __init__(self, limits: WireLimits) -> None:
+        self.cap = limits.max_connections_per_address
+        self.exempt = limits.forwarded_allow_ips
+        self.open: dict[str, int] = {}
+        self.lingering = 0
+
+    def enter(self, host: str) -> bool:
+        """Count one more from ``host``; False (not counted) when it is over the cap."""
+        if not self.cap or trusted_address(host, self.exempt):
+            return True
+        if self.open.get(host, 0) >= self.cap:
+            return False
+        self.open[host] = self.open.get(host, 0) + 1
+        return True
+
+    def leave(self, host: str) -> None:
+        left = self.open.get(host, 0) - 1
+        if left > 0:
+            self.open[host] = left
+        else:
+            self.open.pop(host, None)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     limits: ClassVar[WireLimits]
+    counts: ClassVar[PortCounts]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,14 +82,37 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refused = False
         self._dropped = 0
         self._body_left: int | None = None
+        self._counted: str | None = None  # the address this connection counts against
+        self._lingering = False  # refused at once: out of the caps, in counts.lingering
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._refuse(plain_answer(503, "too_many_connections", "The server has too many open connections; "
-                                                                   "try again shortly."))
+            self._turn_away("The server has too many open connections; try again shortly.")
             return
+        host = self.client[0] if self.client else ""
+        if not self.counts.enter(host):
+            self._turn_away(f"Too many open connections from {host}; close some, or try again shortly.")
+            return
+        self._counted = host
         self._arm()
+
+    def _turn_away(self, message: str) -> None:
+        """Refuse a new connection. It leaves the caps' count at once (it must not keep others out
+        while it lingers); at most ``LINGERING_PER_PORT`` linger per port, the rest are closed at once."""
+        self.connections.discard(self)
+        answer = plain_answer(503, "too_many_connections", message)
+        if self.counts.lingering >= LINGERING_PER_PORT:
+            self.transport.write(answer)
+            self.transport.close()
+            return
+        self.counts.lingering += 1
+        self._lingering = True
+        self._refuse(answer)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._uncount()
+        super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
         if not self._refused:
@@ -99,7 +152,16 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._uncount()
         super().connection_lost(exc)
+
+    def _uncount(self) -> None:
+        if self._counted is not None:
+            self.counts.leave(self._counted)
+            self._counted = None
+        if self._lingering:
+            self.counts.lingering -= 1
+            self._lingering = False
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -154,5 +216,6 @@ class CycleTransport:
 
 
 def guarded_protocol(limits: WireLimits) -> type[GuardedProtocol]:
-    """A protocol class bound to these limits (uvicorn builds protocols from a class)."""
-    return type("SwarmkeeperHTTPProtocol", (GuardedProtocol,), {"limits": limits})
+    """A protocol class bound to these limits and to one port's address counts (uvicorn builds
+    protocols from a class)."""
+    return type("SwarmkeeperHTTPProtocol", (GuardedProtocol,), {"limits": limits, "counts": PortCounts(limits)})

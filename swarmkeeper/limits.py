@@ -9,6 +9,8 @@ below HTTP. :func:`server_config` is the one place either port's uvicorn.Config 
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,6 +22,9 @@ log = logging.getLogger("swarmkeeper.limits")
 MB = 1024 * 1024
 #: Descriptors kept for everything that is not a client connection (database, logs, backends).
 RESERVED_DESCRIPTORS = 512
+#: Connections refused over a cap that may stay open a moment for their answer, per port (see
+#: guarded_http.LINGERING_MAX).
+LINGERING_PER_PORT = 64
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class WireLimits:
     keep_alive_timeout: float | None = None
     #: --max_connections: open connections per port; the next one is answered 503 and closed.
     max_connections: int = 2048
+    #: --max_connections_per_address: open connections per port from one client address (addresses
+    #: in forwarded_allow_ips, a proxy's, are exempt); 0: no such cap.
+    max_connections_per_address: int = 256
     #: --anonymous_body_mb: the body cap for a caller not identified before its body is read.
     anonymous_body_bytes: int = 1 * MB
     #: --forwarded_allow_ips: addresses (or networks) whose X-Forwarded-For/-Proto are believed;
@@ -48,6 +56,8 @@ class WireLimits:
             raise ValueError("keep_alive_timeout must be more than 0 seconds")
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.max_connections_per_address < 0:
+            raise ValueError("max_connections_per_address must be 0 (no cap) or more")
         if self.anonymous_body_bytes < 1:
             raise ValueError("anonymous_body_bytes must be at least 1 byte")
 
@@ -55,6 +65,19 @@ class WireLimits:
 def parse_allowed_ips(text: str) -> tuple[str, ...]:
     """``--forwarded_allow_ips``: comma-separated addresses, networks or ``*``."""
     return tuple(entry.strip() for entry in text.split(",") if entry.strip())
+
+
+def trusted_address(host: str, entries: tuple[str, ...]) -> bool:
+    """True when ``host`` is one of ``entries`` (addresses, networks, or ``*``)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host in entries or "*" in entries
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            if entry == "*" or address in ipaddress.ip_network(entry, strict=False):
+                return True
+    return False
 
 
 def server_config(app: Any, limits: WireLimits, *, keep_alive: float, **options: Any) -> uvicorn.Config:
@@ -76,7 +99,7 @@ def ensure_descriptors(limits: WireLimits, ports: int) -> WireLimits:
     except ImportError:  # not on a Unix: the OS decides
         return limits
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = limits.max_connections * ports + RESERVED_DESCRIPTORS
+    wanted = (limits.max_connections + LINGERING_PER_PORT) * ports + RESERVED_DESCRIPTORS
     ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < ceiling:
         try:
@@ -86,7 +109,7 @@ def ensure_descriptors(limits: WireLimits, ports: int) -> WireLimits:
             log.warning("Cannot raise the open-file limit from %s to %s: %s", soft, ceiling, error)
     if soft == resource.RLIM_INFINITY or soft >= wanted:
         return limits
-    fitting = max(1, (soft - RESERVED_DESCRIPTORS) // ports)
+    fitting = max(1, (soft - RESERVED_DESCRIPTORS) // ports - LINGERING_PER_PORT)
     log.warning("The open-file limit (%s) is too low for %s connections per port; each port holds %s "
                 "(raise the hard limit with ulimit -Hn or LimitNOFILE= to allow more)", soft,
                 limits.max_connections, fitting)

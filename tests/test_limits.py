@@ -233,6 +233,38 @@ async def test_the_connection_cap_is_answered(data_dir: Path) -> None:
             await wait_until_served(f"http://127.0.0.1:{port}")
 
 
+async def status_from(port: int, source: str) -> int:
+    """A GET from the client address ``source`` (any 127.x address is this machine)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, _ = await read_answer(reader)
+    writer.close()
+    return status
+
+
+async def test_one_address_cannot_take_every_connection(data_dir: Path) -> None:
+    with serving(data_dir, "--max_connections_per_address", "3") as (server, comfy_port):
+        for port in (server.port, comfy_port):
+            held = [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0)) for _ in range(3)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0))
+            status, _, body = await read_answer(reader)
+            assert status == 503 and "127.0.0.3" in json.loads(body)["error"]
+            writer.close()
+            assert await status_from(port, "127.0.0.4") != 503  # another client is served meanwhile
+            for _, held_writer in held:
+                held_writer.close()
+
+
+async def test_a_trusted_proxy_is_exempt_from_the_address_cap(data_dir: Path) -> None:
+    with serving(data_dir, "--max_connections_per_address", "2", "--forwarded_allow_ips", "127.0.0.0/24") \
+            as (server, _):
+        held = [await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.5", 0))
+                for _ in range(3)]
+        assert await status_from(server.port, "127.0.0.5") == 200
+        for _, held_writer in held:
+            held_writer.close()
+
+
 async def wait_until_served(url: str) -> None:
     """Once the held connections are gone, a new one is served again."""
     async with httpx.AsyncClient(base_url=url) as http:
@@ -274,9 +306,9 @@ print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], limits.max_connections)
 """
 
 
-@pytest.mark.parametrize(("hard", "soft", "per_port"), [("as-is", 2512, 1000), ("1024", 1024, 256)])
+@pytest.mark.parametrize(("hard", "soft", "per_port"), [("as-is", 2640, 1000), ("1024", 1024, 192)])
 def test_the_open_file_limit_is_raised_to_fit_the_caps(hard: str, soft: int, per_port: int) -> None:
-    """2 ports x 1,000 connections + 512 for the rest; a hard limit of 1,024 fits 256 per port."""
+    """2 ports x (1,000 connections + 64 lingering) + 512 for the rest; a hard limit of 1,024 fits 192 per port."""
     run = subprocess.run([sys.executable, "-c", DESCRIPTORS, hard], capture_output=True, text=True, check=True)
     assert run.stdout.split() == [str(soft), str(per_port)], run.stderr
 
@@ -284,6 +316,6 @@ def test_the_open_file_limit_is_raised_to_fit_the_caps(hard: str, soft: int, per
 def test_every_limit_flag_is_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     security = (ROOT / "docs" / "security.md").read_text()
-    for flag in ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections", "anonymous_body_mb",
-                 "forwarded_allow_ips"):
+    for flag in ("header_timeout", "body_timeout", "keep_alive_timeout", "max_connections",
+                 "max_connections_per_address", "anonymous_body_mb", "forwarded_allow_ips"):
         assert f"| `--{flag}` |" in readme and f"--{flag}" in security, flag
