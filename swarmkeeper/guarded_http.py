@@ -1,8 +1,9 @@
 """uvicorn's HTTP protocol (httptools) with two guards below HTTP, which uvicorn lacks:
 
 - a header deadline: a request's headers must be complete within ``header_timeout`` of the
-  connection (first request) or of the request's first byte; a late one is answered 408 and closed,
-  so half-sent requests cannot hold descriptors for ever;
+  connection (first request) or of the request's first byte; a late one is answered 408 and closed
+  (a connection that sent nothing is just closed), so half-sent requests cannot hold descriptors for
+  ever;
 - connection caps: a connection past ``max_connections``, or past ``max_connections_per_address``
   from its client's address, is answered 503 at once (before it sends anything) and closed, so the
   process never runs out of descriptors, refuses rather than stalls, and one address cannot take
@@ -174,9 +175,13 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _headers_late(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self._refuse(plain_answer(408, "request_timeout", f"The request's headers did not arrive within "
-                                                              f"{self.limits.header_timeout:g} s."))
+        if self.transport.is_closing():
+            return
+        if self.scope is None:  # not a byte sent: closed without an answer (a client may have meant to reuse it)
+            self.transport.close()
+            return
+        self._refuse(plain_answer(408, "request_timeout", f"The request's headers did not arrive within "
+                                                          f"{self.limits.header_timeout:g} s."))
 
     def _refuse(self, answer: bytes) -> None:
         self._unset_keepalive_if_required()
