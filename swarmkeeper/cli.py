@@ -136,11 +136,11 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_logging(level, logs, formatter)
     limits = ensure_descriptors(limits, ports=2 if args.comfy_port >= 0 else 1)
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
+                          wire=limits,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
-                          backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends,
-                          wire=limits)
+                          backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
     policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
