@@ -22,6 +22,7 @@ from swarmkeeper.backends.base import BackendTuning
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
 from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
+from swarmkeeper.limits import WireLimits
 
 log = logging.getLogger("swarmkeeper.config")
 
@@ -55,6 +56,8 @@ class ServerConfig:
     #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
     #: adopt (SwarmUI, and the default: they are stopped).
     keep_backends: bool = False
+    #: The limits on the wire of both ports (timeouts, connection cap, anonymous body cap, proxy headers).
+    wire: WireLimits = field(default_factory=WireLimits)
     #: Not a flag: the waits and restart policy backends find in ``BackendServices.tuning`` from the
     #: start (before any init runs); SwarmUI's values, which tests shorten.
     tuning: BackendTuning = field(default_factory=BackendTuning)

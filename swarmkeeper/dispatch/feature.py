@@ -33,7 +33,8 @@ def build_dispatch(manager: BackendManager, settings: BackendsSettings) -> Dispa
 
 
 async def start(services: Services) -> None:
-    await services.dispatch.start(services.events, services.metrics, services.config.host, services.config.comfy_port)
+    config = services.config
+    await services.dispatch.start(services.events, services.metrics, config.host, config.comfy_port, config.wire)
 
 
 async def stop(services: Services) -> None:

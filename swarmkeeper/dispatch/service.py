@@ -21,6 +21,7 @@ from swarmkeeper.dispatch.scheduler import Scheduler
 from swarmkeeper.dispatch.stats import DispatchCollector, session_stats
 from swarmkeeper.dispatch.targets import Targets
 from swarmkeeper.events import EventHub
+from swarmkeeper.limits import WireLimits
 from swarmkeeper.metrics import Metrics
 
 
@@ -52,7 +53,8 @@ class Dispatch:
         """The pool's own port serves ``app`` from now on (app.py, when the app's lifespan begins)."""
         self.app = app
 
-    async def start(self, events: EventHub, metrics: Metrics, host: str, port: int | None) -> None:
+    async def start(self, events: EventHub, metrics: Metrics, host: str, port: int | None,
+                    wire: WireLimits) -> None:
         self._record_into(metrics)
         self._running = True
         self.tasks = [
@@ -62,7 +64,7 @@ class Dispatch:
                                 name="dispatch-idle"),
         ]
         if port is not None and port >= 0:
-            self.port = PoolPort(lambda: self.app, host, port)
+            self.port = PoolPort(lambda: self.app, host, port, wire)
             await self.port.start()
 
     async def stop(self) -> None:
