@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from swarmkeeper.backends.comfyui_timings import ComfyTimings
 from swarmkeeper.backends.settings import Schema, schema_of
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.metrics import Metrics
 from swarmkeeper.process.policy import RestartPolicy
 from swarmkeeper.process.records import ProcessRecords
@@ -122,26 +123,25 @@ class Backend(abc.ABC, Generic[S]):
     """One backend instance. Its registry entry owns status, claims and settings; this object
     does the type's own work: bring it up, shut it down, free its memory.
 
-    What the API shows of a backend is cached until it changes: assigning any attribute of the
-    backend counts as a change, so replace state (``self.models = {...}``) rather than mutating
-    it in place, or call ``self.host.changed()`` after an in-place change.
+    What the API shows of a backend is cached until it changes. The fields views read are
+    :class:`Tracked` (assigning one is a change); a type that shows more (``features``, ``models``,
+    ``extra_fields``) declares the state behind it ``Tracked`` too, or calls ``self.changed()``
+    after changing it. Hold immutable values there: a change in place would go unseen.
     """
 
     #: Simultaneous generations it accepts; 0 means it never takes work.
-    max_usages: int = 1
+    max_usages = Tracked(1)
     #: False for control instances (a Swarm-API parent) that never load models or generate.
-    can_load_models: bool = True
+    can_load_models = Tracked(True)
     #: The loaded model's name, if the type tracks one.
-    current_model: str | None = None
+    current_model: Tracked[str | None] = Tracked(None)
 
     def __init__(self, host: BackendHost[S]) -> None:
         self.host = host
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        host = self.__dict__.get("host")
-        if host is not None:
-            host.changed()
+    def changed(self) -> None:
+        """Tell the views that something they show of this backend changed."""
+        self.host.changed()
 
     @property
     def settings(self) -> S:

@@ -18,6 +18,7 @@ from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
 from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
 from swarmkeeper.backends.comfyui_timings import ComfyTimings
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.types import JSONObject
@@ -32,18 +33,20 @@ def max_usages_for(over_queue: int) -> int:
 class ComfyUIBackend(Backend[S]):
     """Base of both ComfyUI types; a subclass sets ``api_url`` and calls ``reload_object_info``."""
 
+    #: The ComfyUI base URL generation traffic goes to (with ``/api`` when EnableFrontendDev).
+    api_url = Tracked("")
+    #: The last parsed ``/object_info``: models and features (ListBackends shows them).
+    info = Tracked(ComfyInfo())
+    #: The devices ``/system_stats`` last listed (empty until read, and once disconnected).
+    devices: Tracked[tuple[ComfyDevice, ...]] = Tracked(())
+
     def __init__(self, host: BackendHost[S]) -> None:
         super().__init__(host)
-        #: The ComfyUI base URL generation traffic goes to (with ``/api`` when EnableFrontendDev).
-        self.api_url = ""
-        #: The last parsed ``/object_info`` answer.
+        #: The last ``/object_info`` answer, as ComfyUI sent it.
         self.object_info: Mapping[str, Any] = MappingProxyType({})
-        self.info = ComfyInfo()
         self.client: ComfyClient | None = None
         self.monitor: HealthMonitor | None = None
         self._monitor_task: asyncio.Task[None] | None = None
-        #: The devices ``/system_stats`` last listed (empty until read, and once disconnected).
-        self.devices: tuple[ComfyDevice, ...] = ()
         self._devices_task: asyncio.Task[None] | None = None
 
     @property

@@ -34,6 +34,7 @@ from swarmkeeper.backends.comfyui_selfstart_settings import ComfyUISelfStartSett
 from swarmkeeper.backends.comfyui_update import update_before_launch, wants_update
 from swarmkeeper.backends.process_status import public_status
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.metrics import AdoptionOutcome, RestartCause
@@ -81,9 +82,11 @@ class ComfyLauncher:
 
 
 class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
+    #: The process's supervisor: ListBackends shows its pid (a relaunch calls _on_state).
+    supervisor: Tracked[Supervisor | None] = Tracked(None)
+
     def __init__(self, host: BackendHost[ComfyUISelfStartSettings]) -> None:
         super().__init__(host)
-        self.supervisor: Supervisor | None = None
         #: The port of the process now running, if any.
         self.port: int | None = None
 
@@ -201,6 +204,7 @@ class ComfyUISelfStartBackend(ComfyUIBackend[ComfyUISelfStartSettings]):
 
     def _on_state(self, state: ProcessState, reason: str) -> None:
         self.host.set_status(public_status(state), reason)
+        self.changed()  # the pid ListBackends shows may be another one now, the status unchanged
         self._record(state)
         if state is ProcessState.STARTING:
             self.host.log.info("Self-Start %s on port %s is loading...", self.process_name, self.port)

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from swarmkeeper.backends.base import Backend, BackendServices, BackendType
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.types import BackendId
 
 
@@ -40,61 +40,99 @@ class ChangeClock:
         return cls.ticks
 
 
-@dataclass(eq=False)
 class BackendRecord:
-    """What the registry knows of one backend. Implements :class:`BackendHost` for its backend."""
+    """What the registry knows of one backend. Implements :class:`BackendHost` for its backend.
 
-    id: BackendId
-    type: BackendType[Any]
-    settings: Any
-    services: BackendServices
-    pool: ChildPool
-    on_change: Callable[[BackendRecord], None]
-    title: str = ""
-    enabled: bool = True
-    real: bool = True
-    parent: BackendRecord | None = None
+    Every field below is :class:`Tracked`: assigning it is a change the views follow (``version``
+    moves); the others (type, services, pool, on_change, backend, lock) are set once, here.
+    """
 
-    status: BackendStatus = BackendStatus.WAITING
+    #: The id (changes when the registry re-keys the backend).
+    id = Tracked(BackendId(0))
+    title = Tracked("")
+    enabled = Tracked(True)
+    #: False for a non-real backend (spawned by a parent, never saved).
+    real = Tracked(True)
+    parent: Tracked[BackendRecord | None] = Tracked(None)
+    #: The backend's settings (a frozen dataclass of its type's settings class).
+    settings: Tracked[Any] = Tracked(None)
+    status = Tracked(BackendStatus.WAITING)
     #: Why the status is what it is, in words a user can act on ("" when running).
-    status_reason: str = "Waiting to load..."
+    status_reason = Tracked("Waiting to load...")
     #: In-memory edit counter: +1 per successful EditBackend; resets on every server start.
-    modcount: int = 0
+    modcount = Tracked(0)
     #: Active claims (generations in flight).
-    usages: int = 0
+    usages = Tracked(0)
     #: Of those, how many wait in the backend's own queue (dispatched, not started yet).
-    jobs_queued: int = 0
+    jobs_queued = Tracked(0)
     #: Monotonic time of the last claim or release, None if never used.
-    last_used: float | None = None
-    init_attempts: int = 0
+    last_used: Tracked[float | None] = Tracked(None)
+    init_attempts = Tracked(0)
     #: Excluded from new work while a shutdown or toggle is under way.
-    shutdown_reserved: bool = False
+    shutdown_reserved = Tracked(False)
     #: Set while a model load holds the backend (it counts as saturated).
-    reserve_model_load: bool = False
+    reserve_model_load = Tracked(False)
     #: Exclusive holds that keep the scheduler off this backend.
-    reservations: int = 0
-    removed: bool = False
-    backend: Backend[Any] = field(init=False)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    init_task: asyncio.Task[None] | None = field(default=None, init=False)
+    reservations = Tracked(0)
+    removed = Tracked(False)
+    init_task: Tracked[asyncio.Task[None] | None] = Tracked(None)
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
-    init_generation: int = field(default=0, init=False)
+    init_generation = Tracked(0)
 
-    #: The :class:`ChangeClock` tick of the last change to this entry or its backend (any attribute
-    #: assignment), so views of it can be cached and rebuilt only when it changed.
-    version: int = field(default=0, init=False)
+    def __init__(self, *, id: BackendId, type: BackendType[Any], settings: Any, services: BackendServices,
+                 pool: ChildPool, on_change: Callable[[BackendRecord], None], title: str = "", enabled: bool = True,
+                 real: bool = True, parent: BackendRecord | None = None) -> None:
+        self._version = 0
+        self.id = id
+        self._type = type
+        self._services = services
+        self._pool = pool
+        self._on_change = on_change
+        self._lock = asyncio.Lock()
+        self.settings = settings
+        self.title = title
+        self.enabled = enabled
+        self.real = real
+        self.parent = parent
+        self._backend: Backend[Any] = type.factory(self)
 
-    def __post_init__(self) -> None:
-        self.backend = self.type.factory(self)
+    def __repr__(self) -> str:
+        return f"<BackendRecord #{self.id} {self.type.id} {self.status}>"
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        if name != "version":
-            object.__setattr__(self, "version", ChangeClock.tick())
+    @property
+    def version(self) -> int:
+        """The :class:`ChangeClock` tick of the last change to this entry or its backend, so views
+        of it can be cached and rebuilt only when it changed."""
+        return self._version
 
     def changed(self) -> None:
-        """Note a change the record cannot see (its backend's own state)."""
-        self.version = ChangeClock.tick()
+        """Note a change (a Tracked field does it itself; a backend calls it through its host)."""
+        self._version = ChangeClock.tick()
+
+    @property
+    def type(self) -> BackendType[Any]:
+        return self._type
+
+    @property
+    def services(self) -> BackendServices:
+        return self._services
+
+    @property
+    def pool(self) -> ChildPool:
+        return self._pool
+
+    @property
+    def on_change(self) -> Callable[[BackendRecord], None]:
+        return self._on_change
+
+    @property
+    def backend(self) -> Backend[Any]:
+        return self._backend
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while the backend is initialised or shut down."""
+        return self._lock
 
     # --- BackendHost ---
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_remote import RemoteBackend
 from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError, SwarmProtocolError, SwarmUnreachable
 from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.types import JSONObject
@@ -39,11 +41,13 @@ def lost_status(error: SwarmError, allow_idle: bool) -> BackendStatus:
 
 
 class SwarmChild(Backend[SwarmSettings]):
+    #: The remote backend this child stands for (its features and ListBackends fields come from it).
+    linked: Tracked[RemoteLink | None] = Tracked(None)
+    _models: Tracked[Mapping[str, Sequence[str]]] = Tracked(MappingProxyType({}))
+
     def __init__(self, host: BackendHost[SwarmSettings]) -> None:
         super().__init__(host)
-        self.linked: RemoteLink | None = None
         self.client: SwarmClient | None = None
-        self._models: Mapping[str, Sequence[str]] = {}
         #: True while the status only mirrors the parent losing its remote.
         self.mirrored = False
 
@@ -60,7 +64,7 @@ class SwarmChild(Backend[SwarmSettings]):
         if self.linked is not None and (remote, server_id) != (self.linked.remote, self.linked.server_id):
             self.linked = RemoteLink(self.linked.connection, server_id, remote)
         if models != self._models:
-            self._models = models
+            self._models = MappingProxyType(dict(models))
         self.max_usages = remote.max_usages
         self.can_load_models = remote.can_load_models
         self.current_model = remote.current_model

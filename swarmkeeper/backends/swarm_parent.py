@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from swarmkeeper.backends.base import Backend, BackendHost
@@ -20,6 +21,7 @@ from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_child import RemoteLink, SwarmChild, lost_status
 from swarmkeeper.backends.swarm_remote import Plan, RemoteBackend, fetch_models, loop_reason, plan, read_listing
 from swarmkeeper.backends.swarm_settings import TYPE_ID, Connection, SwarmSettings
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError
 from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.types import JSONObject
@@ -45,17 +47,18 @@ class _Stale(Exception):
 
 
 class SwarmParent(Backend[SwarmSettings]):
-    can_load_models = False
+    #: What ListBackends shows of the remote (address, server id, the chain) comes from these.
+    connection: Tracked[Connection | None] = Tracked(None)
+    client: Tracked[SwarmClient | None] = Tracked(None)
+    connected = Tracked(False)
+    _features: Tracked[frozenset[str]] = Tracked(frozenset())
+    _models: Tracked[Mapping[str, Sequence[str]]] = Tracked(MappingProxyType({}))
+    _plan = Tracked(Plan())
 
     def __init__(self, host: BackendHost[SwarmSettings]) -> None:
         super().__init__(host)
-        self.connection: Connection | None = None
-        self.client: SwarmClient | None = None
-        self.connected = False
+        self.can_load_models = False
         self.children: dict[int, BackendRecord] = {}
-        self._features: frozenset[str] = frozenset()
-        self._models: Mapping[str, Sequence[str]] = {}
-        self._plan = Plan()
         self._refresh_models = True
         self._last_error = ""
         #: Bumped by every init and shutdown: a look that started before is stale and changes nothing.
@@ -109,7 +112,7 @@ class SwarmParent(Backend[SwarmSettings]):
         self._epoch += 1
         self.connected = False
         self._features = frozenset()
-        self._models = {}
+        self._models = MappingProxyType({})
         self._plan = Plan()
         self._refresh_models = True
         self._last_error = ""
@@ -205,7 +208,7 @@ class SwarmParent(Backend[SwarmSettings]):
         assert self.client is not None and self.connection is not None
         fetched = await fetch_models(self.client, allow_remote=self.settings.AllowForwarding,
                                      timeout=self.connection.timeout, log=self.host.log)
-        self._models = {**self._models, **fetched}
+        self._models = MappingProxyType({**self._models, **fetched})
         self._refresh_models = False
 
     def _settle(self, current: Plan) -> None:

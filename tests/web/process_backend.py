@@ -15,6 +15,7 @@ from typing import Any
 from swarmkeeper.backends.base import Backend, BackendType
 from swarmkeeper.backends.settings import integer
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.tracked import Tracked
 from swarmkeeper.types import JSONObject
 
 
@@ -30,9 +31,11 @@ def exit_text(code: int) -> str:
 
 
 class ProcessBackend(Backend[ProcessSettings]):
+    #: Its pid is shown in ListBackends.
+    process: Tracked[asyncio.subprocess.Process | None] = Tracked(None)
+
     def __init__(self, host: Any) -> None:
         super().__init__(host)
-        self.process: asyncio.subprocess.Process | None = None
         self.watcher: asyncio.Task[None] | None = None
 
     async def init(self) -> None:
