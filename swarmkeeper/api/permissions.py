@@ -112,6 +112,10 @@ FUNDAMENTAL_FLAG = PermissionFlag(
     "fundamental", "Fundamental", "Most basic possible permission for core functions.", Level.GUEST, USER_GROUP,
     Safety.SAFE)
 
+VIEW_OTHERS_OUTPUTS = PermissionFlag(
+    "view_others_outputs", "View Others' Outputs", "Allows this user to view the outputs of other users.",
+    Level.ADMINS, ADMIN, Safety.POWERFUL)
+
 # swarmkeeper's own flags (SwarmUI has no API keys and no audit log).
 MANAGE_API_KEYS = PermissionFlag(
     "manage_api_keys", "Manage API Keys", "Allows this user to create, list and revoke API keys for their own "
