@@ -152,3 +152,22 @@ async def test_the_view_route_serves_only_the_callers_own_images_inside_their_fo
             answer = await http.get(path)
             assert (answer.status_code, answer.json()["error_id"]) == (status, error_id), path
             assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_select_model_runs_a_tiny_load_on_each_comfyui_and_free_memory_forgets_it(data_dir: Path) -> None:
+    async with run_fake_comfyui(job_seconds=0.02, models=MODEL) as one, \
+            run_fake_comfyui(job_seconds=0.02, models=MODEL) as two, \
+            pool_server(data_dir, [one.url, two.url]) as pool:
+        assert await pool.api.ok("SelectModel", model="sd15") == {"success": True}
+        for fake in (one, two):
+            (call,) = fake.calls_to("/prompt", "POST")
+            graph = call.body["prompt"]
+            assert graph["4"]["inputs"]["ckpt_name"] == "sd15.safetensors"
+            assert graph["3"]["inputs"]["steps"] == 1 and graph["9"]["class_type"] == "PreviewImage"
+        listed = await pool.api.ok("ListBackends", full_data=True)
+        assert {entry["current_model"] for entry in listed.values()} == {"sd15.safetensors"}
+        assert await pool.api.error("SelectModel", model="nope") == "Model not found."
+        assert await pool.api.ok("FreeBackendMemory", system_ram=True, backend=str(pool.backend_ids[0])) == \
+            {"result": True, "count": 1}
+        listed = await pool.api.ok("ListBackends", full_data=True)
+        assert [listed[str(i)]["current_model"] for i in pool.backend_ids] == [None, "sd15.safetensors"]

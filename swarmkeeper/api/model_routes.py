@@ -140,12 +140,12 @@ async def select_model(
     name = model if model in known else f"{model}.safetensors"
     if name not in known:
         raise APIError("Model not found.")
-    if not await _load_everywhere(records, name, backendId or "all"):
+    if not await _load_everywhere(call, records, name, backendId or "all"):
         raise APIError("Model failed to load.")
     return {"success": True}
 
 
-async def _load_everywhere(records: list[BackendRecord], model: str, selector: str) -> bool:
+async def _load_everywhere(call: APICall, records: list[BackendRecord], model: str, selector: str) -> bool:
     targets = [record for record in records if record.status is BackendStatus.RUNNING and record.max_usages > 0
                and record.backend.can_load_models and not record.shutdown_reserved and selects(selector, record)]
     loaded = False
@@ -153,7 +153,20 @@ async def _load_everywhere(records: list[BackendRecord], model: str, selector: s
         backend = record.backend
         if isinstance(backend, LoadsModels):
             loaded = await _load_on(record, backend, model) or loaded
+        elif model in backend.models.get("Stable-Diffusion", ()):  # a ComfyUI: a tiny generation through the pool
+            loaded = await _load_through_pool(call, record, model) or loaded
     return loaded
+
+
+async def _load_through_pool(call: APICall, record: BackendRecord, model: str) -> bool:
+    from swarmkeeper.dispatch.generate import pool_of  # the dispatch feature imports the API layer
+    from swarmkeeper.dispatch.model_load import load_through_pool
+
+    try:
+        return await load_through_pool(pool_of(call), record, model)
+    except (APIError, TimeoutError) as error:
+        log.warning("Backend #%s failed to load model '%s': %s", record.id, model, error)
+        return False
 
 
 async def _load_on(record: BackendRecord, backend: LoadsModels, model: str) -> bool:
