@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pool_support import PEER, add_backends, run, run_one, start_server  # noqa: E402
-from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
+from swarmkeeper.clients.comfyui import ComfyClient, ComfyEvents  # noqa: E402
 from swarmkeeper.dispatch.graph import T2IParams, text_to_image  # noqa: E402
 from swarmkeeper.net import free_port  # noqa: E402
 
@@ -69,10 +69,10 @@ async def through_swarmkeeper(http: httpx.AsyncClient, session: str) -> float:
     return time.perf_counter() - started
 
 
-async def straight_to_comfyui(comfy: ComfyClient, events_client: object, http: httpx.AsyncClient) -> float:
+async def straight_to_comfyui(comfy: ComfyClient, events: ComfyEvents, http: httpx.AsyncClient) -> float:
     params = T2IParams(**{**{k: v for k, v in PARAMS.items() if k != "model"}, "seed": random.randrange(2**31)})
     started = time.perf_counter()
-    await run_one(comfy, events_client, text_to_image(params, MODEL))  # type: ignore[arg-type]
+    await run_one(comfy, events, text_to_image(params, MODEL))
     history = (await http.get("/history", params={"max_items": 1})).json()
     (entry,) = history.values()
     (image,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
@@ -111,6 +111,8 @@ def main() -> None:
     print(f"straight to ComfyUI:         median {direct_median * 1000:.1f} ms")
     print(f"through GenerateText2Image:  median {routed_median * 1000:.1f} ms")
     print(f"ratio: {routed_median / direct_median:.3f} (goal: at most 1.05)")
+    paired = statistics.median(after / before for before, after in zip(direct, routed, strict=True))
+    print(f"median of the paired ratios (each image against the direct one just before it): {paired:.3f}")
 
 
 if __name__ == "__main__":
