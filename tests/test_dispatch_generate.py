@@ -65,6 +65,7 @@ async def test_generate_text2image_ws_streams_status_progress_and_images(data_di
         assert kinds[-3:-1] == ["discard_indices", "socket_intention"]
         images = [m for m in messages if "image" in m]
         assert sorted(m["batch_index"] for m in images) == ["0", "1"]
+        assert len({m["request_id"] for m in images}) == 1  # one id for the request, as SwarmUI's
 
 
 def test_the_text_to_image_graph_is_comfyuis_default_workflow() -> None:

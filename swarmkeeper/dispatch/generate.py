@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -63,6 +64,8 @@ class Generation:
         self.session = session
         self.send = send
         self.output = output
+        #: One id for the whole request, as SwarmUI's UserRequestId (every image message carries it).
+        self.request_id = uuid.uuid4().hex
         self.events: asyncio.Queue[tuple[Tracked, str, Any]] = asyncio.Queue()
         self.tracked: list[Tracked] = []
 
@@ -125,7 +128,7 @@ class Generation:
             urls[tracked.index] = url
             if self.send is not None:
                 await self.send({"image": url, "batch_index": str(tracked.index),
-                                 "request_id": tracked.job.prompt_id if tracked.job else "", "metadata": None})
+                                 "request_id": self.request_id, "metadata": None})
 
     async def _fetch(self, tracked: Tracked, item: dict[str, Any]) -> str | None:
         """The image read from its backend, handed to ``output``: the URL to answer, or None."""
