@@ -28,8 +28,8 @@ class BadPath(ValueError):
 def clean_part(text: str) -> str:
     """One path part from free text (a prompt, a model name): only plain characters, no dots at the
     ends (so never ``..``), at most MAX_PART characters."""
-    cleaned = _UNSAFE.sub("", text.replace("/", " ").replace("\\", " ")).strip().strip(".")
-    return " ".join(cleaned.split())[:MAX_PART].strip() or "none"
+    cleaned = " ".join(_UNSAFE.sub("", text.replace("/", " ").replace("\\", " ")).split())
+    return cleaned.strip(" .")[:MAX_PART].strip(" .") or "none"
 
 
 def model_part(model: str) -> str:
