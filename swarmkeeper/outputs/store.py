@@ -1,12 +1,9 @@
-"""Saved outputs on disk: one folder per user under ``<data_dir>/Output``. An image is written to a
-temporary file and then linked to its final name, which fails rather than overwrite, so two
-requests never share a name and a reader never sees half a file."""
+"""Saved outputs on disk: one folder per user under ``<data_dir>/Output``. An image's file is
+created exclusively (``O_EXCL``), so two requests never share a name and nothing is overwritten; its
+View path is answered only once the file is whole."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +22,16 @@ class Found:
     media_type: str
 
 
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (FileExistsError if it is there) and write it whole, or leave nothing."""
+    with open(path, "xb") as file:
+        try:
+            file.write(data)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+
 class OutputStore:
     """The ``Output`` folder (SwarmUI's OutputPath, with the user name appended)."""
 
@@ -38,17 +45,14 @@ class OutputStore:
         folder = self.root / check_user_id(user_id)
         base = output_path(now or datetime.now(), index, prompt, model)
         (folder / base).parent.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f"{base}.{uuid.uuid4().hex}.partial"
-        temporary.write_bytes(data)
-        try:
-            for attempt in range(MAX_TRIES):
-                relative = f"{base}{f'-{attempt}' if attempt else ''}.{extension}"
-                with contextlib.suppress(FileExistsError):
-                    os.link(temporary, folder / relative)
-                    return view_url(user_id, relative)
-            raise FileExistsError(f"no free name for {base}")
-        finally:
-            temporary.unlink(missing_ok=True)
+        for attempt in range(MAX_TRIES):
+            relative = f"{base}{f'-{attempt}' if attempt else ''}.{extension}"
+            try:
+                write_new(folder / relative, data)
+            except FileExistsError:
+                continue
+            return view_url(user_id, relative)
+        raise FileExistsError(f"no free name for {base}")
 
     def find(self, user_id: str, path: str) -> Found | None:
         """The image a View path names, or None when there is no such image. Raises BadPath for a
