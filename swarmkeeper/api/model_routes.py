@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
 
 from swarmkeeper.api.model_listing import (
@@ -148,23 +149,22 @@ async def select_model(
 async def _load_everywhere(call: APICall, records: list[BackendRecord], model: str, selector: str) -> bool:
     targets = [record for record in records if record.status is BackendStatus.RUNNING and record.max_usages > 0
                and record.backend.can_load_models and not record.shutdown_reserved and selects(selector, record)]
+    loader = call.services.model_loader
     loaded = False
     for record in targets:
         backend = record.backend
         if isinstance(backend, LoadsModels):
             loaded = await _load_on(record, backend, model) or loaded
-        elif model in backend.models.get("Stable-Diffusion", ()):  # a ComfyUI: a tiny generation through the pool
-            loaded = await _load_through_pool(call, record, model) or loaded
+        elif loader is not None and model in backend.models.get("Stable-Diffusion", ()):  # a ComfyUI
+            loaded = await _load_with(loader, record, model) or loaded
     return loaded
 
 
-async def _load_through_pool(call: APICall, record: BackendRecord, model: str) -> bool:
-    from swarmkeeper.dispatch.generate import pool_of  # the dispatch feature imports the API layer
-    from swarmkeeper.dispatch.model_load import load_through_pool
-
+async def _load_with(loader: Callable[[BackendRecord, str], Awaitable[bool]], record: BackendRecord,
+                     model: str) -> bool:
     try:
-        return await load_through_pool(pool_of(call), record, model)
-    except (APIError, TimeoutError) as error:
+        return await loader(record, model)
+    except Exception as error:  # a backend that fails to load is reported, the others still try
         log.warning("Backend #%s failed to load model '%s': %s", record.id, model, error)
         return False
 

@@ -29,6 +29,7 @@ from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.pool.transfer import fetch
 from swarmkeeper.exceptions import APIError
 from swarmkeeper.outputs import BadPath, check_user_id
+from swarmkeeper.outputs.paths import EXTENSIONS
 from swarmkeeper.outputs.view import output_store
 from swarmkeeper.types import JSONObject
 
@@ -144,7 +145,7 @@ class Generation:
         if answer is None:
             return None
         try:
-            return self.output(tracked.index, bytes(answer.body), answer.media_type)
+            return self.output(tracked.index, bytes(answer.body), answer.media_type or "")
         except OSError as error:
             raise APIError(f"The generated image could not be saved: {error.strerror or error}") from None
 
@@ -193,7 +194,9 @@ def saver(call: APICall, prepared: Prepared) -> Output:
     params = prepared.params
 
     def save(index: int, body: bytes, media_type: str) -> str:
-        extension = media_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+        extension = EXTENSIONS.get(media_type.split(";", 1)[0].strip())
+        if extension is None:
+            raise APIError(f"The backend's output is not an image ({media_type or 'no type'}).")
         return store.save(call.user.id, body, extension, index=index, prompt=params.prompt, model=params.model)
     return save
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from swarmkeeper.backends.record import BackendRecord
@@ -24,6 +25,13 @@ def load_graph(checkpoint: str) -> dict[str, Any]:
     graph = text_to_image(params, checkpoint)
     graph["9"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
     return graph
+
+
+def pool_loader(pool: Pool) -> Callable[[BackendRecord, str], Awaitable[bool]]:
+    """What the dispatch feature gives ``Services.model_loader``."""
+    async def load(record: BackendRecord, checkpoint: str) -> bool:
+        return await load_through_pool(pool, record, checkpoint)
+    return load
 
 
 async def load_through_pool(pool: Pool, record: BackendRecord, checkpoint: str) -> bool:

@@ -17,6 +17,8 @@ MAX_PART = 40
 #: The image types the View route serves, by extension.
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                "gif": "image/gif"}
+#: The file extension an image is saved under, by media type.
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.,()\-]+")
 _USER_ID = re.compile(r"[a-z0-9_][a-z0-9_.\-]{0,99}")
 
