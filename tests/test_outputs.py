@@ -44,3 +44,29 @@ def test_the_store_never_overwrites_and_finds_only_images(tmp_path: Path) -> Non
     assert not list(tmp_path.rglob("*.partial"))
     (tmp_path / "local" / "page.html").write_text("<html>")
     assert store.find("local", "page.html") is None and store.find("local", "raw/none.png") is None
+
+
+async def test_with_accounts_a_user_views_only_their_own_outputs_unless_allowed_others(tmp_path: Path) -> None:
+    from swarmkeeper.accounts.tokens import COOKIE
+    from tests.accounts_support import accounts_server
+
+    for owner in ("alice", "bob"):
+        folder = tmp_path / "Output" / owner / "raw"
+        folder.mkdir(parents=True)
+        (folder / "a.png").write_bytes(b"\x89PNG " + owner.encode())
+    async with accounts_server(tmp_path) as server:
+        await server.add_user("alice", "user")
+        await server.add_user("carol", "admin")
+        alice, carol = await server.token_for("alice"), await server.token_for("carol")
+
+        async def view(path: str, token: str | None) -> tuple[int, bytes]:
+            headers = {"Cookie": f"{COOKIE}={token}"} if token else {}
+            answer = await server.http.get(path, headers=headers)
+            server.http.cookies.clear()
+            return answer.status_code, answer.content
+
+        assert await view("/View/alice/raw/a.png", alice) == (200, b"\x89PNG alice")
+        status, body = await view("/View/bob/raw/a.png", alice)
+        assert status == 400 and b"you may not view other users' outputs" in body
+        assert (await view("/View/bob/raw/a.png", carol))[0] == 200  # admins hold view_others_outputs
+        assert (await view("/View/alice/raw/a.png", None))[0] in (400, 401)
