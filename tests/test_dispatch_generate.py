@@ -29,6 +29,7 @@ async def test_generate_text2image_saves_one_png_per_image_and_serves_it_at_its_
             served = await http.get(f"/{url}")
             assert served.status_code == 200 and served.headers["content-type"] == "image/png"
             assert served.headers["x-content-type-options"] == "nosniff"
+            assert served.headers["content-security-policy"] == "sandbox"
             assert png_size(served.content) is not None
             assert (data_dir / "Output" / url.removeprefix("View/")).read_bytes() == served.content
         sent = [c.body["prompt"] for f in (one, two) for c in f.calls_to("/prompt", "POST")]

@@ -1,8 +1,9 @@
 """``GET /View/<user>/<path>``: a saved image, as SwarmUI's ``WebServer.ViewOutput`` serves it.
 
 Only the caller's own outputs, unless they hold ``view_others_outputs``; only image types (anything
-else is "not found"), with ``X-Content-Type-Options: nosniff`` so a browser never runs one as a
-page; a path that would leave the user's folder is refused as ``bad_path``.
+else is "not found"), with ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy:
+sandbox`` so a browser never runs one as a page; a path that would leave the user's folder is
+refused as ``bad_path``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("swarmkeeper.outputs")
 #: SwarmUI's Network.OutputCacheSeconds default.
 CACHE_SECONDS = 30
-HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": f"private, max-age={CACHE_SECONDS}"}
+#: nosniff: the browser keeps the type given; sandbox: even a file it rendered would run nothing.
+SAFE = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+HEADERS = {**SAFE, "Cache-Control": f"private, max-age={CACHE_SECONDS}"}
 BAD_PATH = "Unacceptable path. If you are the server owner, check program console log."
 
 
@@ -35,8 +38,7 @@ def output_store(services: Services) -> OutputStore:
 
 
 def refusal(status: int, message: str, error_id: str) -> Response:
-    return JSONResponse({"error": message, "error_id": error_id}, status_code=status,
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return JSONResponse({"error": message, "error_id": error_id}, status_code=status, headers=SAFE)
 
 
 async def view_output(request: Request) -> Response:
