@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 
 from swarmkeeper import dotnet
 from swarmkeeper.api.permissions import FUNDAMENTAL_GENERATE_TAB_ACCESS
-from swarmkeeper.dispatch.pool import history, info, transfer
+from swarmkeeper.dispatch.pool import frontend, history, info, transfer, userdata_routes
 from swarmkeeper.dispatch.pool.validate import error_body
 from swarmkeeper.dispatch.targets import PIN_HEADER
 from swarmkeeper.exceptions import TransportError
@@ -186,10 +186,6 @@ async def embeddings(pool: Pool, request: Request, pin: int | None) -> Response:
     return ComfyJSON([str(name).rsplit(".", 1)[0] for name in found])
 
 
-async def extensions(pool: Pool, request: Request, pin: int | None) -> Response:
-    return ComfyJSON([])
-
-
 async def free(pool: Pool, request: Request, pin: int | None) -> Response:
     body, bad = await read_json(request)
     if bad is not None:
@@ -233,8 +229,9 @@ TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/object_info", object_info), ("GET", "/object_info/{node_class}", object_info),
     ("GET", "/system_stats", system_stats), ("GET", "/features", features),
     ("GET", "/models", models), ("GET", "/models/{folder}", models), ("GET", "/embeddings", embeddings),
-    ("GET", "/extensions", extensions), ("POST", "/free", free),
+    ("POST", "/free", free),
     ("GET", "/view", view), ("POST", "/upload/image", upload_image),
+    *frontend.TABLE, *userdata_routes.TABLE,
 ]
 
 
@@ -244,4 +241,6 @@ def pool_routes(prefix: str) -> list[BaseRoute]:
     for base in (prefix, f"{prefix}/api"):
         routes += [Route(base + path, guarded(handler), methods=[method]) for method, path, handler in TABLE]
         routes += [WebSocketRoute(f"{base}/ws", ws), Route(f"{base}/ws", ws_without_upgrade, methods=["GET"])]
+    # ComfyUI's page and its files, last: every path above is a route of the API
+    routes.append(Route(prefix + "/{path:path}", guarded(frontend.web_file), methods=["GET"]))
     return routes
