@@ -36,6 +36,11 @@ MEDIA_TYPES = {
     ".json": "application/json", ".map": "application/json", ".svg": "image/svg+xml", ".webp": "image/webp",
     ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".wasm": "application/wasm",
 }
+#: Frontends 1.32.2 to 1.34 route from the origin's root and show a blank page under a sub-path such
+#: as /ComfyBackendDirect/ (ComfyUI_frontend#6995, SwarmUI's Comfy tab broke the same way). The
+#: upstream fix (#7115) gives the router the page's own path; the pool makes that one change in
+#: the entry script it serves. At the root of --comfy_port the path is "/": nothing changes there.
+ROUTER_BASE = re.compile(rb"(history:\w+\?createWebHashHistory\(\):createWebHistory\()\w+(\))")
 NO_BACKEND = ("No ComfyUI backend is running, and ComfyUI's page is served by one: start or add a backend "
               "(the Backends page is at / on swarmkeeper's main port).")
 
@@ -77,6 +82,8 @@ async def web_file(pool: Pool, request: Request, pin: int | None) -> Response:
         except (ComfyError, RuntimeError):
             continue
         name = "index.html" if path == "/" else urllib.parse.unquote(path)
+        if name.startswith("/assets/index-") and name.endswith(".js"):
+            data = ROUTER_BASE.sub(rb"\1window.location.pathname\2", data, count=1)
         headers = {"X-Content-Type-Options": "nosniff"}
         if path == "/":
             headers["Cache-Control"] = "no-cache"
