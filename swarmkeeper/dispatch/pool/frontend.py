@@ -13,6 +13,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,10 @@ MEDIA_TYPES = {
 #: upstream fix (#7115) gives the router the page's own path; the pool makes that one change in
 #: the entry script it serves. At the root of --comfy_port the path is "/": nothing changes there.
 ROUTER_BASE = re.compile(rb"(history:\w+\?createWebHashHistory\(\):createWebHistory\()\w+(\))")
+#: A Vite build's content-hashed file: its name changes whenever its content does.
+HASHED_ASSET = re.compile(r"/assets/[A-Za-z0-9_.-]+-[A-Za-z0-9_-]{8}\.(js|mjs|css|woff2?|ttf|svg|png|webp|json)")
+IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_BYTES = 64 * 1024 * 1024
 NO_BACKEND = ("No ComfyUI backend is running, and ComfyUI's page is served by one: start or add a backend "
               "(the Backends page is at / on swarmkeeper's main port).")
 
@@ -68,27 +73,62 @@ def frontend_path(request: Request) -> str | None:
     return rest if parts[0] in STATIC_FOLDERS else None
 
 
-async def web_file(pool: Pool, request: Request, pin: int | None) -> Response:
-    """``GET /``, ``/assets/...`` and the frontend's other files, from the first backend that has it."""
-    path = frontend_path(request)
-    if path is None:
+def file_name(path: str) -> str:
+    return "index.html" if path == "/" else urllib.parse.unquote(path)
+
+
+def adjusted(path: str, data: bytes) -> bytes:
+    if path.startswith("/assets/index-") and path.endswith(".js"):
+        return ROUTER_BASE.sub(rb"\1window.location.pathname\2", data, count=1)
+    return data
+
+
+def served(path: str, data: bytes) -> Response:
+    headers = {"X-Content-Type-Options": "nosniff",
+               "Cache-Control": IMMUTABLE if HASHED_ASSET.fullmatch(path) else "no-cache"}
+    return Response(data, media_type=media_type(file_name(path)), headers=headers)
+
+
+class WebFiles:
+    """``GET /``, ``/assets/...`` and the frontend's other files, from the first running backend
+    that has the file. A build's hashed asset (``/assets/GraphView-DVNkY3oT.js``) never changes:
+    browsers keep it for good, and the pool keeps the latest ones it served in memory (up to
+    ``cache_bytes``), so a page load asks the backend only for what is new."""
+
+    def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._cached_bytes = 0
+
+    async def serve(self, pool: Pool, request: Request, pin: int | None) -> Response:
+        path = frontend_path(request)
+        if path is None:
+            return Response(status_code=404)
+        targets = running_targets(pool, pin)
+        if not targets:
+            return PlainTextResponse(NO_BACKEND, status_code=503)
+        for target in targets:
+            cached = self._cache.get((target.key, path))
+            if cached is not None:
+                self._cache.move_to_end((target.key, path))
+                return served(path, cached)
+            try:
+                data = adjusted(path, await target.client().web_file(path))
+            except (ComfyError, RuntimeError):
+                continue
+            if HASHED_ASSET.fullmatch(path):
+                self._keep((target.key, path), data)
+            return served(path, data)
         return Response(status_code=404)
-    targets = running_targets(pool, pin)
-    if not targets:
-        return PlainTextResponse(NO_BACKEND, status_code=503)
-    for target in targets:
-        try:
-            data = await target.client().web_file(path)
-        except (ComfyError, RuntimeError):
-            continue
-        name = "index.html" if path == "/" else urllib.parse.unquote(path)
-        if name.startswith("/assets/index-") and name.endswith(".js"):
-            data = ROUTER_BASE.sub(rb"\1window.location.pathname\2", data, count=1)
-        headers = {"X-Content-Type-Options": "nosniff"}
-        if path == "/":
-            headers["Cache-Control"] = "no-cache"
-        return Response(data, media_type=media_type(name), headers=headers)
-    return Response(status_code=404)
+
+    def _keep(self, key: tuple[str, str], data: bytes) -> None:
+        if len(data) > self.cache_bytes // 8:
+            return
+        self._cache[key] = data
+        self._cached_bytes += len(data)
+        while self._cached_bytes > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= len(dropped)
 
 
 # --- read-only information only a ComfyUI knows ---

@@ -242,5 +242,5 @@ def pool_routes(prefix: str) -> list[BaseRoute]:
         routes += [Route(base + path, guarded(handler), methods=[method]) for method, path, handler in TABLE]
         routes += [WebSocketRoute(f"{base}/ws", ws), Route(f"{base}/ws", ws_without_upgrade, methods=["GET"])]
     # ComfyUI's page and its files, last: every path above is a route of the API
-    routes.append(Route(prefix + "/{path:path}", guarded(frontend.web_file), methods=["GET"]))
+    routes.append(Route(prefix + "/{path:path}", guarded(frontend.WebFiles().serve), methods=["GET"]))
     return routes
