@@ -1,8 +1,9 @@
 """ComfyUI's own page (the real frontend the backends' ComfyUI pins) on the pool, in Chromium, with
 two real ComfyUIs behind it: the page loads with no console error, a saved model-free workflow is
 opened from the page's Workflows panel and queued with its Run button several times, the image
-shows in the page, both backends ran some of the prompts, and a setting changed in the page's
-Settings dialog is in swarmkeeper's data dir and still set after a reload.
+shows in the page, both backends ran some of the prompts; a setting changed in the page's
+Settings dialog (under /ComfyBackendDirect/ on the main port) is in swarmkeeper's data dir and
+still set after a reload; with accounts on, it is in the logged-in user's own folder.
 
 What the page may log and why (anything else fails the test):
 - ``Failed to load resource: ... 404`` for the optional files ComfyUI itself answers 404 for
@@ -35,10 +36,14 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, Response, expect
 
+from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.dispatch.pool.userdata import FOLDER
+from swarmkeeper.net import free_port
+from tests.accounts_support import Accounted, write_settings
 from tests.comfy_peer import RealComfyUI, unique_color
 from tests.pool_support import PoolServer, pool_server
+from tests.servers import APIClient, on_loopback, test_config
 from tests.web.conftest import DESKTOP, OUTPUT
 
 pytestmark = [pytest.mark.browser, pytest.mark.comfyui]
@@ -108,13 +113,15 @@ class ComfyPage:
 
 
 @contextlib.asynccontextmanager
-async def comfy_pages(browser: Browser, name: str) -> AsyncIterator[Callable[[str], Any]]:
+async def comfy_pages(browser: Browser, name: str) -> AsyncIterator[Callable[..., Any]]:
     """Opens ComfyUI's page at an address; when the test ends, saves screenshots and fails on any
     problem a page had."""
     opened: list[ComfyPage] = []
 
-    async def open_page(url: str) -> ComfyPage:
+    async def open_page(url: str, token: str | None = None) -> ComfyPage:
         context = await browser.new_context(viewport=DESKTOP)
+        if token is not None:  # logged in (SwarmUI's login cookie, as the main page's login form sets it)
+            await context.add_cookies([{"name": COOKIE, "value": token, "url": url}])
         comfy = ComfyPage(await context.new_page(), url)
         comfy.watch()
         opened.append(comfy)
@@ -209,11 +216,7 @@ async def test_a_setting_changed_in_the_page_is_kept_in_swarmkeepers_data_dir(
         await returning_user(http)
         comfy: ComfyPage = await open_page(pool.url + "/ComfyBackendDirect")  # on the main port this time
         page = comfy.page
-        zoom = await zoom_speed_field(page)
-        await zoom.click()
-        await zoom.press("Control+a")
-        await page.keyboard.type("1.7")  # typed: PrimeVue's number field ignores a value set at once
-        await zoom.press("Tab")
+        await set_zoom_speed(page, "1.7")
         settings = data_dir / FOLDER / "local" / "comfy.settings.json"
         async with asyncio.timeout(10):
             while not settings.is_file() or json.loads(settings.read_text()).get("Comfy.Graph.ZoomSpeed") != 1.7:
@@ -225,6 +228,14 @@ async def test_a_setting_changed_in_the_page_is_kept_in_swarmkeepers_data_dir(
                        if "ZoomSpeed" in path.read_text(errors="replace"))  # never on a backend
 
 
+async def set_zoom_speed(page: Page, value: str) -> None:
+    zoom = await zoom_speed_field(page)
+    await zoom.click()
+    await zoom.press("Control+a")
+    await page.keyboard.type(value)  # typed: PrimeVue's number field ignores a value set at once
+    await zoom.press("Tab")
+
+
 async def zoom_speed_field(page: Page) -> Any:
     """The Settings dialog (Ctrl+,) filtered to the canvas zoom speed; its number field."""
     await page.keyboard.press("Control+,")
@@ -233,3 +244,37 @@ async def zoom_speed_field(page: Page) -> Any:
     field = page.locator(".p-dialog").get_by_role("spinbutton").first
     await expect(field).to_be_visible()
     return field
+
+
+async def test_with_accounts_the_page_keeps_each_users_settings_in_their_own_folder(
+        browser: Browser, data_dir: Path, real_comfyui: RealComfyUI, request: pytest.FixtureRequest) -> None:
+    write_settings(data_dir, userauthorization={"AllowLocalhostBypass": False})
+    port = free_port()
+    pool_url = f"http://127.0.0.1:{port}"
+    async with on_loopback(test_config(data_dir, comfy_port=port, require_accounts=True)) as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        accounts = Accounted(APIClient(http, server.services))
+        for name, role in (("olga", "owner"), ("alice", "user"), ("bob", "user")):
+            await accounts.add_user(name, role)
+        owner = await accounts.session_for("olga")
+        added = await accounts.ok("AddNewBackend", {"type_id": "comfyui_api"}, session=owner)
+        await accounts.ok("EditBackend", {"backend_id": added["id"], "title": "comfy",
+                                          "settings": {"Address": real_comfyui.url}}, session=owner)
+        async with asyncio.timeout(60):
+            while str(server.services.registry.get(added["id"]).status) != "running":  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+        assert (await http.get(pool_url + "/")).status_code == 401  # not logged in: no page, no files
+        alice, bob = await accounts.token_for("alice"), await accounts.token_for("bob")
+        async with httpx.AsyncClient(base_url=pool_url, headers={"Cookie": f"{COOKIE}={alice}"}) as as_alice:
+            await returning_user(as_alice)
+
+        async with comfy_pages(browser, request.node.name) as open_page:
+            comfy: ComfyPage = await open_page(pool_url, alice)
+            await set_zoom_speed(comfy.page, "1.3")
+            settings = data_dir / FOLDER / "alice" / "comfy.settings.json"
+            async with asyncio.timeout(10):
+                while not settings.is_file() or json.loads(settings.read_text()).get("Comfy.Graph.ZoomSpeed") != 1.3:
+                    await asyncio.sleep(0.1)
+        as_bob = await http.get(pool_url + "/api/settings", headers={"Cookie": f"{COOKIE}={bob}"})
+        assert as_bob.status_code == 200 and "Comfy.Graph.ZoomSpeed" not in as_bob.json()
+        assert not (data_dir / FOLDER / "bob").exists() and not (data_dir / FOLDER / "local").exists()
