@@ -67,17 +67,18 @@ def ui_node(node_id: int, kind: str, x: int, widgets: list[Any], inputs: list[tu
             "outputs": [] if output is None else [{"name": "IMAGE", "type": "IMAGE", "links": [output]}]}
 
 
-def blur_invert_workflow(color: int) -> dict[str, Any]:
-    """EmptyImage → ImageBlur → ImageBlur → ImageInvert → SaveImage as the page saves workflows: no
-    model, and slow enough (a wide blur) that a second prompt finds the first backend busy."""
-    nodes = [ui_node(1, "EmptyImage", 0, [256, 256, 1, color], [], 1),
-             ui_node(2, "ImageBlur", 300, [31, 5.0], [("image", 1)], 2),
-             ui_node(3, "ImageBlur", 600, [31, 5.0], [("image", 2)], 3),
-             ui_node(4, "ImageInvert", 900, [], [("image", 3)], 4),
-             ui_node(5, "SaveImage", 1200, ["pool-page"], [("images", 4)], None)]
-    links = [[n, n, 0, n + 1, 0, "IMAGE"] for n in range(1, 5)]
-    return {"last_node_id": 5, "last_link_id": 4, "nodes": nodes, "links": links, "groups": [], "config": {},
-            "extra": {}, "version": 0.4}
+def blur_invert_workflow(color: int, blurs: int = 4) -> dict[str, Any]:
+    """EmptyImage → ImageBlur × ``blurs`` → ImageInvert → SaveImage as the page saves workflows: no
+    model, and slow enough (wide blurs: seconds here, a few tenths on a fast idle CPU) that the
+    second click's prompt finds the first backend busy."""
+    nodes = [ui_node(1, "EmptyImage", 0, [256, 256, 1, color], [], 1)]
+    nodes += [ui_node(n, "ImageBlur", 300 * (n - 1), [31, 5.0], [("image", n - 1)], n) for n in range(2, blurs + 2)]
+    invert, save = blurs + 2, blurs + 3
+    nodes += [ui_node(invert, "ImageInvert", 300 * (invert - 1), [], [("image", invert - 1)], invert),
+              ui_node(save, "SaveImage", 300 * (save - 1), ["pool-page"], [("images", invert)], None)]
+    links = [[n, n, 0, n + 1, 0, "IMAGE"] for n in range(1, save)]
+    return {"last_node_id": save, "last_link_id": save - 1, "nodes": nodes, "links": links, "groups": [],
+            "config": {}, "extra": {}, "version": 0.4}
 
 
 @dataclass
