@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from swarmkeeper.api.users import UserSource
 from swarmkeeper.api.views import ListingCache
 from swarmkeeper.backends.base import TypeCatalog
 from swarmkeeper.backends.manager import BackendManager
+from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 #: GetCurrentStatus's four counts (waiting_gens, loading_models, waiting_backends, live_gens) for
 #: a session, or for the work of no session.
 StatusCounts = Callable[[Session | None], dict[str, int]]
+#: Loads a checkpoint on one backend; True when it loaded.
+ModelLoader = Callable[[BackendRecord, str], Awaitable[bool]]
 
 
 @dataclass
@@ -55,6 +58,9 @@ class Services:
     dispatch: Dispatch
     #: GetCurrentStatus's counts for a session (the dispatch's, given by app.py).
     status_counts: StatusCounts
+    #: Loads a model on one backend by running work there (the dispatch's, given by app.py: SelectModel
+    #: on backends that cannot load a model by themselves, ComfyUI's); True when it loaded.
+    model_loader: ModelLoader
     #: A per-process id, for loop prevention when servers chain to each other.
     server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)

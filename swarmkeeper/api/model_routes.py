@@ -28,6 +28,7 @@ from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.exceptions import APIError
 from swarmkeeper.features import Feature
+from swarmkeeper.services import ModelLoader
 from swarmkeeper.types import JSONObject
 
 log = logging.getLogger("swarmkeeper.models")
@@ -103,20 +104,32 @@ async def select_model(
     name = model if model in known else f"{model}.safetensors"
     if name not in known:
         raise APIError("Model not found.")
-    if not await _load_everywhere(records, name, backendId or "all"):
+    if not await _load_everywhere(call, records, name, backendId or "all"):
         raise APIError("Model failed to load.")
     return {"success": True}
 
 
-async def _load_everywhere(records: list[BackendRecord], model: str, selector: str) -> bool:
+async def _load_everywhere(call: APICall, records: list[BackendRecord], model: str, selector: str) -> bool:
     targets = [record for record in records if record.status is BackendStatus.RUNNING and record.max_usages > 0
                and record.backend.can_load_models and not record.shutdown_reserved and selects(selector, record)]
+    loader = call.services.model_loader
     loaded = False
     for record in targets:
         backend = record.backend
         if isinstance(backend, LoadsModels):
             loaded = await _load_on(record, backend, model) or loaded
+        elif model in backend.models.get("Stable-Diffusion", ()):  # a ComfyUI
+            loaded = await _load_with(loader, record, model) or loaded
     return loaded
+
+
+async def _load_with(loader: ModelLoader, record: BackendRecord,
+                     model: str) -> bool:
+    try:
+        return await loader(record, model)
+    except Exception as error:  # a backend that fails to load is reported, the others still try
+        log.warning("Backend #%s failed to load model '%s': %s", record.id, model, error)
+        return False
 
 
 async def _load_on(record: BackendRecord, backend: LoadsModels, model: str) -> bool:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from starlette.types import ASGIApp
 
 from swarmkeeper.api.sessions import Session
+from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import BackendsSettings
 from swarmkeeper.dispatch import idle
+from swarmkeeper.dispatch.model_load import load_through_pool
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.pool.port import PoolPort
@@ -48,6 +50,11 @@ class Dispatch:
         if not self._running:
             return {"waiting_gens": 0, "loading_models": 0, "waiting_backends": 0, "live_gens": 0}
         return session_stats(self.pool)(session)
+
+    async def load_model(self, record: BackendRecord, checkpoint: str) -> bool:
+        """SelectModel on a ComfyUI backend: a tiny generation with that model, through the pool
+        (model_load.py); False while not running."""
+        return self._running and await load_through_pool(self.pool, record, checkpoint)
 
     def serve(self, app: ASGIApp) -> None:
         """The pool's own port serves ``app`` from now on (app.py, when the app's lifespan begins)."""
