@@ -119,6 +119,7 @@ def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs
 
 
 def backend_manager(config: ServerConfig, settings: ServerSettings, server_id: str, metrics: Metrics) -> BackendManager:
+    """The registry, lifecycle and store, and what every backend shares (BackendServices)."""
     registry = BackendRegistry()
     lifecycle = Lifecycle(registry, InitPolicy(max_init_attempts=settings.backends.MaxBackendInitAttempts,
                                                all_fast=settings.backends.AllBackendsLoadFast))
