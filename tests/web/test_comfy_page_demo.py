@@ -112,7 +112,8 @@ def wait_until_ready(process: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    """``scripts/demo`` on its own data folder and free ports; stopped as Ctrl-C stops it."""
+    """``scripts/demo`` on its own data folder and free ports; stopped as Ctrl-C stops it. Asked for
+    before ``browser``: its start-up wait blocks, before the browser's event loop has work."""
     comfy_port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as output:
@@ -135,7 +136,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 
 
 async def test_a_text_to_image_workflow_queued_from_the_demos_page_shows_its_image(
-        browser: Browser, demo: Demo, request: pytest.FixtureRequest) -> None:
+        demo: Demo, browser: Browser, request: pytest.FixtureRequest) -> None:
     async with httpx.AsyncClient(base_url=demo.pool_url, timeout=60) as http:
         saved = await http.post("/api/userdata/workflows%2Ftext-to-image.json",
                                 content=json.dumps(txt2img_workflow(demo.model, SIZE)).encode())
