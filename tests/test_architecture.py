@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pkgutil
 import re
+import tomllib
 from pathlib import Path
 
 from importlinter.cli import lint_imports
@@ -31,3 +32,15 @@ def test_every_package_in_the_layers_drawing_exists() -> None:
 
 def test_imports_keep_to_the_layers() -> None:
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+
+
+def test_dispatch_is_forbidden_every_backend_type_module() -> None:
+    """The contract "Dispatch imports no backend type module" names each comfyui_* and swarm* module
+    (import-linter takes no partial wildcards): a new one is added to it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["name"].startswith("Dispatch imports"))
+    backends = ROOT / "swarmkeeper" / "backends"
+    type_modules = {f"swarmkeeper.backends.{path.stem}" for path in backends.glob("*.py")
+                    if path.stem.startswith(("comfyui_", "swarm"))}
+    assert contract["source_modules"] == ["swarmkeeper.dispatch"]
+    assert len(type_modules) > 10 and set(contract["forbidden_modules"]) == type_modules
