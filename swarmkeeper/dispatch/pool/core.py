@@ -56,7 +56,7 @@ class Pool:
         self.relay = Relay(SERVER_FEATURES)
         self.links = Links(self)
         self.files = FileMap()
-        self.runner = JobRunner(self)
+        self.runner = JobRunner(scheduler, targets, self.links, self)
         self.jobs: dict[str, Job] = {}
         self.max_history = max_history
         self._numbers = itertools.count()
@@ -124,13 +124,13 @@ class Pool:
         for prompt_id in [p for p, j in self.jobs.items() if not j.live][: finished - self.max_history]:
             del self.jobs[prompt_id]
 
-    # --- ends of a job ---
+    # --- ends of a job (JobEnds, for the runner) ---
 
     def finish(self, job: Job, state: JobState, kind: str) -> None:
         """The job ended (once): the queue count drops and every client hears it."""
         if not job.live:
             return
-        job.state = state
+        job.move(state)
         self.remaining -= 1
         self.relay.status(self.remaining)
         if self.on_finished is not None:
