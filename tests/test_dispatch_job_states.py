@@ -1,13 +1,11 @@
 """The job state machine (dispatch/pool/states.py): every transition of the table is allowed, with
 a reason, through the one setter (Job.move); every other is refused and changes nothing. Then the
-pool in front of a fake ComfyUI: a prompt's life and a deleted one's, as the setter logged them."""
+pool in front of a fake ComfyUI: a prompt's life and a deleted one's, as the setter told them."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
-import re
 from collections import deque
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from swarmkeeper.dispatch.needs import PromptNeeds
 from swarmkeeper.dispatch.pool.jobs import Job
+from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.pool.states import FINISHED, TRANSITIONS, JobState, TransitionError, check_transition
 from swarmkeeper.dispatch.requests import Refusal
 from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
@@ -92,24 +91,24 @@ def test_the_state_has_no_other_writer() -> None:
     assert job.state is S.QUEUED
 
 
-def moves(caplog: pytest.LogCaptureFixture, prompt_id: str) -> list[str]:
-    pattern = re.compile(rf"^Prompt {re.escape(prompt_id)}: (\w+) \(")
-    return [m.group(1) for r in caplog.records if (m := pattern.match(r.getMessage()))]
+async def test_the_pool_moves_a_prompt_through_its_life_and_a_deleted_one_out(data_dir: Path) -> None:
+    moves: dict[str, list[JobState]] = {}
 
+    def moved(job: Job, state: JobState, reason: str) -> None:
+        assert reason == TRANSITIONS[(moves.get(job.prompt_id, [S.QUEUED])[-1], state)]
+        moves.setdefault(job.prompt_id, []).append(state)
 
-async def test_the_pool_moves_a_prompt_through_its_life_and_a_deleted_one_out(
-        data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="swarmkeeper.dispatch.pool")
     async with run_fake_comfyui(job_seconds=2) as fake, pool_server(data_dir, [fake.url], over_queue=0) as pool, \
             pool.comfy() as comfy, greeted_events(comfy, "lives") as events:
+        pool.services.extra[POOL_KEY].on_move = moved
         first = (await comfy.queue_prompt(invert_graph(0x111111), "lives"))["prompt_id"]
         second = (await comfy.queue_prompt(invert_graph(0x222222), "lives"))["prompt_id"]
         async with asyncio.timeout(30):  # the one backend slot is the first's: the second waits in the pool
-            while "running" not in moves(caplog, first):
+            while S.RUNNING not in moves.get(first, []):
                 await asyncio.sleep(0.02)
         await comfy.delete_queued([second])
         await events_until_done(events, {first})
-        # execution_start often comes before the answer to POST /prompt is read: then no "submitted"
-        assert moves(caplog, first) in (["sending", "running", "done"], ["sending", "submitted", "running", "done"])
-        assert moves(caplog, second) == ["cancelled"]
+        # execution_start often comes before the answer to POST /prompt is read: then no SUBMITTED
+        assert moves[first] in ([S.SENDING, S.RUNNING, S.DONE], [S.SENDING, S.SUBMITTED, S.RUNNING, S.DONE])
+        assert moves[second] == [S.CANCELLED]
         assert [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")] == [first]

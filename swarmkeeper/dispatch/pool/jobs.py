@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from swarmkeeper.dispatch.pool.states import ACTIVE, FINISHED, JobState, check_t
 from swarmkeeper.types import BackendId
 
 __all__ = ["ACTIVE", "FINISHED", "Job", "JobState", "Outcome"]
-log = logging.getLogger("swarmkeeper.dispatch.pool")
 JSONObject = dict[str, Any]
 
 
@@ -46,6 +44,9 @@ class Job:
     sink: Callable[[Job, JSONObject | bytes], None] | None = None
     #: Written only by :meth:`move`.
     _state: JobState = field(default=JobState.QUEUED, init=False)
+    #: Told of every state change, with its reason (not logged: four lines a prompt would cost more
+    #: than the rest of its way through the pool).
+    on_move: Callable[[Job, JobState, str], None] | None = field(default=None, repr=False)
     backend_id: BackendId | None = None
     #: The backend's current model differed from the job's: the job loads it.
     loads_model: bool = False
@@ -73,7 +74,8 @@ class Job:
         """The one writer of the state: TransitionError for a change states.py does not allow."""
         why = check_transition(self._state, new)
         self._state = new
-        log.debug("Prompt %s: %s (%s)", self.prompt_id, new, why)
+        if self.on_move is not None:
+            self.on_move(self, new, why)
 
     @property
     def started(self) -> bool:
