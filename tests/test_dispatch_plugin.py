@@ -14,9 +14,12 @@ import pytest
 
 from swarmkeeper.backends.prompts import PIN_HEADER
 from swarmkeeper.clients.errors import ComfyRequestError
+from swarmkeeper.dispatch.requests import Refusal
+from swarmkeeper.dispatch.targets import Targets
 from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph
+from tests.dispatch_support import fake_record
 from tests.pool_support import PoolServer, events_until_done, terminal_events, write_backends_settings
 from tests.prompt_backend import REFUSAL
 from tests.servers import DUMMY_TYPES, APIClient, on_loopback, test_config
@@ -70,3 +73,9 @@ async def test_a_plug_in_type_that_takes_no_prompts_gives_its_reason(data_dir: P
             queued = await comfy.queue_prompt(invert_graph(0x271829), "taken")
             seen = await events_until_done(events, {queued["prompt_id"]})
         assert terminal_events(seen) == {queued["prompt_id"]: ["execution_success"]}
+
+
+def test_a_type_that_gives_no_target_runs_no_prompt() -> None:
+    record = fake_record(1)
+    assert Targets().of(record) is None
+    assert Targets().info_of(record) == Refusal("a fake backend cannot run ComfyUI prompts")

@@ -118,6 +118,8 @@ class SwarmChild(Backend[SwarmSettings]):
         link = self.linked
         if link is None:
             return NoPrompts("No loaded remote backend.")
+        if self.client is None:  # not initialised, or shut down: no client to close later is opened
+            return NoPrompts("This remote backend is not connected.")
         pool = self._pool
         if pool is None or pool[0] != link.connection or pool[1] != link.remote.id:
             pool = self._open_pool(link.connection, link.remote.id)
