@@ -20,6 +20,7 @@ from swarmkeeper.metrics import Metrics
 from swarmkeeper.types import BackendId, JSONObject
 
 if TYPE_CHECKING:
+    from swarmkeeper.backends.prompts import NoPrompts, PromptTarget
     from swarmkeeper.backends.record import BackendRecord
 
 S = TypeVar("S")
@@ -142,6 +143,12 @@ class Backend(abc.ABC, Generic[S]):
     async def free_memory(self, system_ram: bool) -> bool:
         """Ask the backend to free VRAM (and system RAM too if asked); True if it did."""
         return False
+
+    def prompt_target(self) -> PromptTarget | NoPrompts | None:
+        """How dispatch sends ComfyUI prompts here (``backends/prompts.py``): None for a type that
+        runs none. Called for every scheduling decision: keep it cheap (build the target once per
+        address)."""
+        return None
 
     async def refresh_models(self) -> None:
         """Re-read the model lists (``models``) from wherever they come from; TriggerRefresh calls
