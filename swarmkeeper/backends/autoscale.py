@@ -246,8 +246,8 @@ class AutoScaler(Backend[AutoScalingSettings]):
                 last = str(error) or type(error).__name__
             if monotonic() >= deadline:
                 self.workers.pop(worker.number, None)
-                await self._end(worker, "it never answered")
                 self._failed(worker.number, f"the worker at {worker.url} did not answer in time: {last}")
+                await self._end(worker, "it never answered")  # the wait after a failure runs meanwhile
                 return
             await sleep_until(deadline, self.timings.probe)
         type_id, settings = child_settings(worker.kind, worker.url, self.settings.AuthorizationHeader,
