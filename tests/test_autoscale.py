@@ -14,6 +14,8 @@ from swarmkeeper.backends.autoscale import AutoScaler
 from swarmkeeper.backends.demand import Demand
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.config import ServerConfig
+from swarmkeeper.dispatch.pool.routes import POOL_KEY
+from swarmkeeper.dispatch.requests import Request
 from tests.autoscale_support import (
     FAST,
     comfy_worker_script,
@@ -110,3 +112,23 @@ async def test_swarmkeeper_workers_are_pinged_then_stopped_when_idle(tmp_path: P
         scaler = server.services.registry.get(0).backend  # type: ignore[union-attr]
         assert isinstance(scaler, AutoScaler) and scaler.launches == 1
         assert "0 of 5 workers running" in server.services.registry.get(0).status_reason  # type: ignore[union-attr]
+
+
+async def test_a_request_no_backend_can_take_waits_for_a_worker_started_for_it(tmp_path: Path) -> None:
+    """From zero workers: the scheduler keeps the request waiting (the autoscaler can still grow), the
+    waiting request no running backend can serve starts a worker below MinQueuedBeforeExpand, and the
+    request is given that worker."""
+    script = comfy_worker_script(tmp_path)
+    config = master(tmp_path, script, MinBackends=0, MinQueuedBeforeExpand=10, ConnectionAttemptTimeoutSeconds=5)
+    async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+        await api.wait_status(0, "running")
+        pool = server.services.extra[POOL_KEY]
+        request = Request(check=lambda record: None)
+        grant = await asyncio.wait_for(pool.scheduler.acquire(request), 30)
+        assert grant.record.type.id == "comfyui_api"
+        assert grant.record.title == "[Remote from 0: Farm] ComfyUI worker #1"
+        pool.scheduler.release(grant.record)
+        scaler = server.services.registry.get(0).backend  # type: ignore[union-attr]
+        assert isinstance(scaler, AutoScaler) and scaler.launches == 1
+    await none_left(tmp_path)
