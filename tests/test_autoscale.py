@@ -26,6 +26,7 @@ from tests.autoscale_support import (
     workers_of,
 )
 from tests.comfy_peer import invert_graph
+from tests.metrics_support import scrape, value
 from tests.servers import APIClient, on_loopback, test_config
 
 
@@ -87,6 +88,10 @@ async def test_a_worker_that_stops_answering_pings_is_replaced(tmp_path: Path) -
         else:
             raise AssertionError("the worker that stopped answering was left running")
         assert scaler.launches == 2
+        samples = await scrape(api)
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 1
+        assert value(samples, "swarmkeeper_autoscale_launches_total", outcome="ready") == 2
+        assert value(samples, "swarmkeeper_autoscale_worker_ready_seconds_count") == 2
     await none_left(tmp_path)
 
 
@@ -111,6 +116,8 @@ async def test_swarmkeeper_workers_are_pinged_then_stopped_when_idle(tmp_path: P
         await none_left(tmp_path)
         scaler = server.services.registry.get(0).backend  # type: ignore[union-attr]
         assert isinstance(scaler, AutoScaler) and scaler.launches == 1
+        samples = await scrape(api)
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="idle") == 1
         assert "0 of 5 workers running" in server.services.registry.get(0).status_reason  # type: ignore[union-attr]
 
 

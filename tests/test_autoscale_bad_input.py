@@ -12,6 +12,7 @@ import pytest
 
 from swarmkeeper.backends.autoscale import AutoScaler
 from tests.autoscale_support import FAST, none_left, protocol, write_script
+from tests.metrics_support import scrape, value
 from tests.servers import APIClient, in_process, test_config
 
 
@@ -36,18 +37,18 @@ LAUNCH_NOW = {"MinBackends": 1, "MinWaitAfterFailure": 10, "StartScriptTimeoutSe
               "ConnectionAttemptTimeoutSeconds": 1}
 
 
-@pytest.mark.parametrize(("body", "words"), [
+@pytest.mark.parametrize(("body", "words", "outcome"), [
     (protocol("DeclareFailed: the cluster is full") + "sleep 30\n",
-     "Last failed launch: #1: The start script declared a failure: the cluster is full"),
-    ("sleep 30\n", "Last failed launch: #1: The start script gave no NewURL within 1 s; it was stopped."),
+     "Last failed launch: #1: The start script declared a failure: the cluster is full", "declared_failed"),
+    ("sleep 30\n", "Last failed launch: #1: The start script gave no NewURL within 1 s; it was stopped.", "failed"),
     ("head -c 2000 /dev/urandom\necho\nexit 1\n", "Last failed launch: #1: The start script ended (exit code 1) "
-                                                   "without giving a NewURL"),
+                                                   "without giving a NewURL", "failed"),
     (protocol("NewURL: file:///etc/passwd") + "sleep 30\n",
-     "Last failed launch: #1: The start script printed NewURL 'file:///etc/passwd', not an http(s) URL."),
+     "Last failed launch: #1: The start script printed NewURL 'file:///etc/passwd', not an http(s) URL.", "failed"),
     (protocol("DoRetries: 0") + protocol("NewURL: http://127.0.0.1:9/") + "sleep 30\n",
-     "Last failed launch: #1: the worker at http://127.0.0.1:9/ did not answer in time"),
+     "Last failed launch: #1: the worker at http://127.0.0.1:9/ did not answer in time", "unreachable"),
 ])
-async def test_a_failed_launch_is_the_reason_and_waits(tmp_path: Path, body: str, words: str) -> None:
+async def test_a_failed_launch_is_the_reason_and_waits(tmp_path: Path, body: str, words: str, outcome: str) -> None:
     script = write_script(tmp_path / "launch.sh", body)
     async with in_process(test_config(tmp_path / "data", autoscale=FAST)) as api:
         backend_id = await autoscaler(api, StartScript=str(script), **LAUNCH_NOW)
@@ -59,6 +60,12 @@ async def test_a_failed_launch_is_the_reason_and_waits(tmp_path: Path, body: str
         scaler = api.services.registry.get(backend_id).backend  # type: ignore[union-attr]
         assert isinstance(scaler, AutoScaler) and scaler.launches == 1
         await none_left(tmp_path)
+        for _ in range(100):  # an unreachable worker's launch is counted once its processes are ended
+            if value(await scrape(api), "swarmkeeper_autoscale_launches_total", outcome=outcome) == 1:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"no {outcome} launch counted")
 
 
 async def test_unusable_settings_are_errored_with_the_reason(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.clients.swarm import SwarmError
 from swarmkeeper.exceptions import BackendConfigError
+from swarmkeeper.metrics import LaunchOutcome, Metrics, StopCause
 
 TYPE_ID = "autoscalingbackend"
 MINUTE = 60.0
@@ -154,6 +155,8 @@ class AutoScaler(Backend[AutoScalingSettings]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         workers, self.workers = list(self.workers.values()), {}
+        for _ in workers:
+            self._metrics.worker_stopped(StopCause.SHUTDOWN)
         await asyncio.gather(*(self._end(worker, "the autoscaling backend is shutting down") for worker in workers))
         provider, self.provider = self.provider, None
         if provider is not None:
@@ -185,8 +188,10 @@ class AutoScaler(Backend[AutoScalingSettings]):
             self.next_stop = seen.now + self.limits.wait_between_stop
             self._stop_by_id(decision.worker, "idle")
         started = decision.count if decision.action is Action.START else 0
-        self.grows = seen.active + started < self.limits.max_workers or self.launching > 0 \
+        grows = seen.active + started < self.limits.max_workers or self.launching > 0 \
             or any(not worker.running for worker in self.workers.values())
+        if grows is not self.grows:  # an assignment counts as a change of the backend (views rebuilt)
+            self.grows = grows
         failure = f". Last failed launch: {self.last_failure}" if self.last_failure else ""
         self.host.set_status(BackendStatus.RUNNING, decision.reason + failure)
         if seen.now - self.last_ping >= self.timings.ping:
@@ -212,18 +217,27 @@ class AutoScaler(Backend[AutoScalingSettings]):
     async def _launch(self, number: int) -> None:
         assert self.provider is not None
         self.host.log.info("Autoscaling backend launching worker #%s", number)
+        began = monotonic()
         try:
             outcome = await self.provider.launch(number)
         finally:
             self.launching -= 1
         if isinstance(outcome, LaunchFailed):
+            self._metrics.worker_launched(LaunchOutcome.DECLARED_FAILED if outcome.declared else LaunchOutcome.FAILED)
             self._failed(number, outcome.reason)
             return
         assert isinstance(outcome, Launched)
         worker = Worker.of(number, outcome, self.clock())
         self.workers[number] = worker
         self.next_start = max(self.next_start, self.clock() + self.limits.wait_between_start)
-        await self._connect(worker)
+        if await self._connect(worker):
+            self._metrics.worker_launched(LaunchOutcome.READY, monotonic() - began)
+        else:
+            self._metrics.worker_launched(LaunchOutcome.UNREACHABLE)
+
+    @property
+    def _metrics(self) -> Metrics:
+        return self.host.services.metrics
 
     def _failed(self, number: int, reason: str) -> None:
         self.host.log.warning("Autoscale launch #%s failed: %s", number, reason)
@@ -231,8 +245,9 @@ class AutoScaler(Backend[AutoScalingSettings]):
         self.retry_after = max(self.retry_after, self.clock() + self.limits.wait_after_failure)
         self.step()
 
-    async def _connect(self, worker: Worker) -> None:
-        """Reach the worker's URL until it answers (or its time is up), then stand it up as a child."""
+    async def _connect(self, worker: Worker) -> bool:
+        """Reach the worker's URL until it answers (or its time is up), then stand it up as a child;
+        False if it never answered."""
         assert self.connection is not None
         deadline = worker.deadline(self.timings.per_retry, self.connection)
         last = ""
@@ -248,7 +263,7 @@ class AutoScaler(Backend[AutoScalingSettings]):
                 self.workers.pop(worker.number, None)
                 self._failed(worker.number, f"the worker at {worker.url} did not answer in time: {last}")
                 await self._end(worker, "it never answered")  # the wait after a failure runs meanwhile
-                return
+                return False
             await sleep_until(deadline, self.timings.probe)
         type_id, settings = child_settings(worker.kind, worker.url, self.settings.AuthorizationHeader,
                                            self.settings.OtherHeaders, self.settings.ConnectionAttemptTimeoutSeconds)
@@ -257,6 +272,7 @@ class AutoScaler(Backend[AutoScalingSettings]):
         self.last_failure = ""
         self.host.log.info("Autoscale worker #%s at %s is backend %s (%s)", worker.number, worker.url,
                            worker.record.id, worker.kind)
+        return True
 
     async def _ping(self, worker: Worker) -> None:
         assert self.connection is not None
@@ -269,6 +285,7 @@ class AutoScaler(Backend[AutoScalingSettings]):
             self.host.log.warning("Autoscale worker #%s at %s failed its ping (%s): removing it", worker.number,
                                   worker.url, trouble)
             self.workers.pop(worker.number, None)
+            self._metrics.worker_stopped(StopCause.PING)
             await self._end(worker, "it failed its ping")
             self.step()
 
@@ -276,6 +293,7 @@ class AutoScaler(Backend[AutoScalingSettings]):
         for number, worker in list(self.workers.items()):
             if worker.view().id == backend_id:
                 del self.workers[number]
+                self._metrics.worker_stopped(StopCause.IDLE)
                 self._spawn(self._end(worker, why))
 
     async def _end(self, worker: Worker, why: str) -> None:

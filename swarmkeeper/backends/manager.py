@@ -78,7 +78,9 @@ class BackendManager:
 
     def _status_changed(self, record: BackendRecord) -> None:
         log.debug("Backend #%s is now %s: %s", record.id, record.status, record.status_reason)
-        self.services.metrics.status_changed(record.type.id, record.status)
+        if record.counted_status is not record.status:  # a new reason alone is no transition
+            record.counted_status = record.status
+            self.services.metrics.status_changed(record.type.id, record.status)
         self.registry.notify()
         self._publish(EventKind.STATUS, record)
 

@@ -83,6 +83,9 @@ class BackendRecord:
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
     init_generation: int = field(default=0, init=False)
 
+    #: The status last counted as a transition (a change of reason alone is no transition).
+    counted_status: BackendStatus | None = field(default=None, init=False)
+
     #: The :class:`ChangeClock` tick of the last change to this entry or its backend (any attribute
     #: assignment), so views of it can be cached and rebuilt only when it changed.
     version: int = field(default=0, init=False)
