@@ -22,6 +22,7 @@ from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
 from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
+from swarmkeeper.limits import WireLimits
 
 log = logging.getLogger("swarmkeeper.config")
 
@@ -63,6 +64,8 @@ class ServerConfig:
     no_persist: bool = False
     #: The autoscaling backend's timings (tests shorten them; see backends/autoscale_timings.py).
     autoscale: AutoscaleTimings = field(default_factory=AutoscaleTimings)
+    #: The limits on the wire of both ports (timeouts, connection cap, anonymous body cap, proxy headers).
+    wire: WireLimits = field(default_factory=WireLimits)
     #: What backends find in ``BackendServices.extra`` from the start (before any init runs): tests
     #: hand ComfyUI backends their timings and restart policy this way.
     extra: dict[str, Any] = field(default_factory=dict)

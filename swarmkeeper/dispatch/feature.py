@@ -82,7 +82,8 @@ async def start(services: Services) -> None:
     services.extra[STATE_KEY] = state
     port = services.config.comfy_port
     if port is not None and port >= 0:
-        state.port = PoolPort(lambda: services.extra.get(APP_KEY), services.config.host, port)
+        state.port = PoolPort(lambda: services.extra.get(APP_KEY), services.config.host, port,
+                              services.config.wire)
         await state.port.start()
 
 
