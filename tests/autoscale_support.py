@@ -46,6 +46,20 @@ def swarm_worker_script(folder: Path, control_minutes: float, name: str = "swarm
                           f"--no_persist true --lock_settings true --require_control_within {control_minutes}\n")
 
 
+def chained_worker_script(folder: Path, name: str = "chained-worker.sh") -> Path:
+    """A swarmkeeper worker with a fake ComfyUI of its own as its backend (started beside it, in the
+    script's process group)."""
+    fds_text = ("0:\n\ttype: comfyui_api\n\ttitle: gpu\n\tenabled: true\n\tsettings:\n"
+                "\t\tAddress: http://127.0.0.1:$CPORT\n")
+    return write_script(folder / name, f"PORT=$({FREE_PORT})\nCPORT=$({FREE_PORT})\n"
+                        f"DATA=$(mktemp -d {folder}/worker-XXXXXX)\n"
+                        f"{PY} -m swarmkeeper_doubles.fake_comfyui --port $CPORT &\n"
+                        f'printf "{fds_text}" > $DATA/Backends.fds\n'
+                        + protocol("DoRetries: 10") + protocol("NewURL: http://127.0.0.1:$PORT")
+                        + f"cd {ROOT}\nexec {PY} -m swarmkeeper serve --port $PORT --data_dir $DATA --comfy_port -1 "
+                          f"--no_persist true --lock_settings true --require_control_within 1\n")
+
+
 def swarmui_backends_fds(script: Path, **settings: Any) -> str:
     """A Backends.fds as SwarmUI writes an Auto Scaling Backend: tab-indented, comments first."""
     values = {"MaxBackends": 5, "MinBackends": 0, "MinWaitBetweenStart": 1, "MinWaitAfterFailure": 2,

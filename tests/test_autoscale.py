@@ -18,6 +18,7 @@ from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.requests import Request
 from tests.autoscale_support import (
     FAST,
+    chained_worker_script,
     comfy_worker_script,
     none_left,
     swarm_worker_script,
@@ -138,4 +139,35 @@ async def test_a_request_no_backend_can_take_waits_for_a_worker_started_for_it(t
         pool.scheduler.release(grant.record)
         scaler = server.services.registry.get(0).backend  # type: ignore[union-attr]
         assert isinstance(scaler, AutoScaler) and scaler.launches == 1
+    await none_left(tmp_path)
+
+
+async def test_a_swarmkeeper_worker_s_backends_serve_the_master_s_pool(tmp_path: Path) -> None:
+    """A Swarm worker is a control instance whose children stand for its backends: a prompt sent to
+    the master's pool runs on the worker's ComfyUI; stopping the master stops the worker and its
+    ComfyUI."""
+    script = chained_worker_script(tmp_path)
+    config = master(tmp_path, script, MinBackends=1, ConnectionAttemptTimeoutSeconds=5)
+    async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+
+        def chained(listing: dict) -> bool:  # type: ignore[type-arg]
+            return any(entry.get("remote_type") == "comfyui_api" and entry["status"] == "running"
+                       for entry in listing.values())
+
+        listing = await wait_for(api, chained, what="the worker's ComfyUI as a child of its control instance")
+        (control,) = workers_of(listing)
+        assert (control["type"], control["status"]) == ("swarmswarmbackend", "running")
+        async with ComfyClient(server.url + "/ComfyBackendDirect", timeout=30) as comfy:
+            for _ in range(300):  # a chained server's node list is asked for in the background
+                if "EmptyImage" in await comfy.object_info():
+                    break
+                await asyncio.sleep(0.05)
+            queued = await comfy.queue_prompt(invert_graph(9), client_id="autoscale-chain")
+            for _ in range(300):
+                if (await comfy.history(queued["prompt_id"])).get(queued["prompt_id"]):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the prompt never finished on the worker's ComfyUI")
     await none_left(tmp_path)
