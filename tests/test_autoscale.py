@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from swarmkeeper.backends.autoscale import AutoScaler
 from swarmkeeper.backends.demand import Demand
@@ -69,7 +70,8 @@ async def test_a_swarmui_file_loads_and_min_workers_serve_the_pool(tmp_path: Pat
     await none_left(tmp_path)
 
 
-async def test_a_worker_that_stops_answering_pings_is_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL])  # alive but silent; gone
+async def test_a_worker_that_stops_answering_pings_is_replaced(tmp_path: Path, sig: signal.Signals) -> None:
     script = comfy_worker_script(tmp_path)
     config = master(tmp_path, script, MinBackends=1, ConnectionAttemptTimeoutSeconds=1, MinWaitAfterFailure=0)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -79,7 +81,7 @@ async def test_a_worker_that_stops_answering_pings_is_replaced(tmp_path: Path) -
         assert isinstance(scaler, AutoScaler)
         (first,) = scaler.workers.values()
         pid = first.handle.process.pid  # type: ignore[attr-defined]
-        psutil.Process(pid).send_signal(signal.SIGSTOP)  # alive, but answers nothing
+        psutil.Process(pid).send_signal(sig)
         await wait_for(api, lambda listing: any(w["title"].endswith("#2") and w["status"] == "running"
                                                 for w in workers_of(listing)), what="worker #2 replacing #1")
         for _ in range(200):  # the lost worker's launch is ended (after its grace, SIGTERM, then SIGKILL)
@@ -98,7 +100,7 @@ async def test_a_worker_that_stops_answering_pings_is_replaced(tmp_path: Path) -
 
 async def test_swarmkeeper_workers_are_pinged_then_stopped_when_idle(tmp_path: Path) -> None:
     script = swarm_worker_script(tmp_path, control_minutes=0.05)  # 3 s without a ping ends a worker
-    config = master(tmp_path, script, MinQueuedBeforeExpand=1, MinIdleTime=0.1, MinWaitBetweenStop=0,
+    config = master(tmp_path, script, MinQueuedBeforeExpand=1, MinIdleTime=0.2, MinWaitBetweenStop=0,
                           ConnectionAttemptTimeoutSeconds=5)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         api = APIClient(http, server.services)

@@ -41,6 +41,8 @@ from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.metrics import LaunchOutcome, Metrics, StopCause
 
 TYPE_ID = "autoscalingbackend"
+#: A worker's child in these statuses is not pinged yet (SwarmUI's rule).
+STARTING = (BackendStatus.WAITING, BackendStatus.LOADING)
 MINUTE = 60.0
 
 
@@ -167,7 +169,10 @@ class AutoScaler(Backend[AutoScalingSettings]):
 
     async def _run(self) -> None:
         while True:
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug in one look must not end the looking
+                self.host.log.exception("Autoscaling backend: a scaling step failed")
             await asyncio.sleep(self.timings.tick)
 
     def observe(self) -> Observation:
@@ -196,8 +201,8 @@ class AutoScaler(Backend[AutoScalingSettings]):
         self.host.set_status(BackendStatus.RUNNING, decision.reason + failure)
         if seen.now - self.last_ping >= self.timings.ping:
             self.last_ping = seen.now
-            for worker in list(self.workers.values()):
-                if worker.running and not worker.pinging:
+            for worker in list(self.workers.values()):  # SwarmUI's rule: all but those still loading
+                if worker.record is not None and worker.record.status not in STARTING and not worker.pinging:
                     self._spawn(self._ping(worker))
         return decision
 
@@ -215,6 +220,18 @@ class AutoScaler(Backend[AutoScalingSettings]):
     # --- one worker's life ---
 
     async def _launch(self, number: int) -> None:
+        try:
+            await self._launch_one(number)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug must still end the launch, with a reason
+            self.host.log.exception("Autoscale launch #%s failed unexpectedly", number)
+            self._failed(number, f"unexpected error: {error}")
+            worker = self.workers.pop(number, None)
+            if worker is not None:
+                await self._end(worker, "its launch failed")
+
+    async def _launch_one(self, number: int) -> None:
         assert self.provider is not None
         self.host.log.info("Autoscaling backend launching worker #%s", number)
         began = monotonic()

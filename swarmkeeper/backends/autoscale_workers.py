@@ -50,7 +50,10 @@ class NotAWorker(Exception):
 
 async def identify(url: str, connection: Connection) -> WorkerKind:
     """What answers at ``url``: SwarmError/ComfyError while nothing does (not up yet)."""
-    swarm = SwarmClient(url, headers=connection.headers, timeout=connection.timeout)
+    try:
+        swarm = SwarmClient(url, headers=connection.headers, timeout=connection.timeout)
+    except ValueError as error:  # a URL the clients cannot use, though it passed the http(s) check
+        raise NotAWorker(f"{url} cannot be used: {error}") from None
     try:
         await swarm.new_session(timeout=connection.timeout)
         return WorkerKind.SWARM
