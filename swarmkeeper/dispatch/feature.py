@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from swarmkeeper.dispatch import idle
 from swarmkeeper.dispatch.demand import demand_of
 from swarmkeeper.dispatch.generate import routes as generation_routes
+from swarmkeeper.dispatch.model_load import pool_loader
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.pool.port import PoolPort
@@ -71,6 +72,7 @@ async def start(services: Services) -> None:
     pool.on_finished = ended
     metrics.add_collector(DispatchCollector(pool))
     services.extra[POOL_KEY] = pool
+    services.model_loader = pool_loader(pool)
     services.extra["session_stats"] = session_stats(pool)
     state = Dispatch(pool)
     state.tasks = [
