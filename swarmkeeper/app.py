@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -29,6 +30,7 @@ from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.control import ControlWatch
 from swarmkeeper.datadir import make_private_dir, private_paths, tighten
 from swarmkeeper.db import Database
 from swarmkeeper.dispatch.feature import DISPATCH, build_dispatch
@@ -85,7 +87,7 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
     features = FEATURES if features is None else features
     make_private_dir(config.data_dir)
     tighten(private_paths(config.data_dir, config.backends_path, config.settings_path))
-    settings = ServerSettings.load(config.settings_path)
+    settings = ServerSettings.load(config.settings_path, write_default=not config.no_persist)
     db = await Database.open(config.db_path)
     services = _services(config, settings, db, logs, features)
     started: list[Feature] = []
@@ -115,7 +117,8 @@ def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs
         config=config, settings=settings, db=db, sessions=sessions, users=user_source(accounts, config),
         types=manager.types, registry=manager.registry, manager=manager, events=manager.events,
         logs=logs or LogStore(), routes=api_routes(features), accounts=accounts, dispatch=dispatch,
-        status_counts=dispatch.session_counts, model_loader=dispatch.load_model, server_id=server_id, metrics=metrics)
+        status_counts=dispatch.session_counts, model_loader=dispatch.load_model, server_id=server_id, metrics=metrics,
+        control=ControlWatch(max(config.require_control_within, 0.0) * 60))
 
 
 def backend_manager(config: ServerConfig, settings: ServerSettings, server_id: str, metrics: Metrics) -> BackendManager:
@@ -124,9 +127,10 @@ def backend_manager(config: ServerConfig, settings: ServerSettings, server_id: s
     lifecycle = Lifecycle(registry, InitPolicy(max_init_attempts=settings.backends.MaxBackendInitAttempts,
                                                all_fast=settings.backends.AllBackendsLoadFast))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=server_id, ports=port_counter(settings),
-                                       metrics=metrics, tuning=config.tuning)
+                                       metrics=metrics, tuning=config.tuning, autoscale=config.autoscale)
     return BackendManager(types=backend_types(config), registry=registry, lifecycle=lifecycle,
-                          store=BackendStore(config.backends_path), services=backend_services, events=EventHub())
+                          store=BackendStore(config.backends_path, persist=not config.no_persist),
+                          services=backend_services, events=EventHub())
 
 
 async def stop_services(services: Services, features: list[Feature] | None = None) -> None:
@@ -152,6 +156,15 @@ def http_routes(features: list[Feature]) -> list[BaseRoute]:
     return routes
 
 
+def _request_shutdown(app: Starlette) -> None:
+    """Stop as Ctrl-C does, when run by ``swarmkeeper serve`` (which sets app.state.request_shutdown)."""
+    request = getattr(app.state, "request_shutdown", None)
+    if request is not None:
+        request()
+    else:
+        log.warning("This server was not started by 'swarmkeeper serve'; it cannot stop itself")
+
+
 def create_app(config: ServerConfig, logs: LogStore | None = None, features: list[Feature] | None = None) -> Starlette:
     chosen = FEATURES if features is None else features
 
@@ -162,9 +175,11 @@ def create_app(config: ServerConfig, logs: LogStore | None = None, features: lis
         services = getattr(app.state, "services", None) or await start_services(config, logs, chosen)
         app.state.services = services
         services.dispatch.serve(app)  # what the ComfyUI pool's own port serves
+        watch = asyncio.create_task(services.control.run(lambda: _request_shutdown(app)), name="control-watch")
         try:
             yield
         finally:
+            watch.cancel()
             await stop_services(services, chosen)
 
     middleware = [item for feature in chosen for item in feature.middleware()]

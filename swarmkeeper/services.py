@@ -22,6 +22,7 @@ from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.control import ControlWatch
 from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
 from swarmkeeper.logs import LogStore
@@ -71,3 +72,5 @@ class Services:
     resources: ResourceReader = field(default_factory=ResourceReader)
     #: TriggerRefresh's work (one refresh at a time).
     models: ModelRefresher = field(default_factory=ModelRefresher)
+    #: When a master last took control (AdminTakeControl; --require_control_within).
+    control: ControlWatch = field(default_factory=ControlWatch)

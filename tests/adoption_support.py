@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from swarmkeeper.app import create_app
-from swarmkeeper.backends.base import RECORDS_FILE, BackendTuning
+from swarmkeeper.backends.base import RECORDS_FILE
+from swarmkeeper.backends.tuning import BackendTuning
 from swarmkeeper.logs import LogStore
 from swarmkeeper.process import tree
 from swarmkeeper.process.policy import RestartPolicy

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmkeeper import fds
-from swarmkeeper.backends.base import BackendTuning
-from swarmkeeper.backends.comfyui_timings import ComfyTimings
+from swarmkeeper.backends.tuning import BackendTuning, ComfyTimings
 from swarmkeeper.config import ServerSettings
 from swarmkeeper.files import write_atomic
 from swarmkeeper.logs import VERBOSE, LogStore, LogStoreHandler

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 
 from swarmkeeper import fds
-from swarmkeeper.backends.base import BackendTuning
-from swarmkeeper.backends.comfyui_timings import ComfyTimings
+from swarmkeeper.backends.tuning import BackendTuning, ComfyTimings
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
 
 __all__ = ["BinaryEvent"]  # re-exported for the test modules

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from swarmkeeper.backends.comfyui_info import features_for
-from swarmkeeper.backends.comfyui_timings import ComfyTimings
+from swarmkeeper.backends.tuning import ComfyTimings
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.process import tree
 from swarmkeeper.process.policy import RestartPolicy

@@ -1,9 +1,10 @@
 """What both ComfyUI backend types share: the connection, the init core (``GET /object_info``
 into model lists and features, per backend), freeing memory, and the health monitor's switch.
 
-The attributes the generation dispatcher relies on are part of the contract and keep their
-names: ``api_url``, ``node_classes``, ``object_info``, ``models``, ``features``, ``max_usages``
-and ``reload_object_info()``.
+Dispatch sends prompts through :meth:`ComfyUIBackend.prompt_target` (its ``api_url``, its
+``client``, its ``object_info``); the attributes other parts read keep their names: ``api_url``,
+``node_classes``, ``object_info``, ``models``, ``features``, ``max_usages`` and
+``reload_object_info()``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any, TypeVar
 from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
 from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
-from swarmkeeper.backends.comfyui_timings import ComfyTimings
+from swarmkeeper.backends.prompts import PromptTarget
 from swarmkeeper.backends.tracked import Tracked
+from swarmkeeper.backends.tuning import ComfyTimings
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.types import JSONObject
@@ -48,6 +50,7 @@ class ComfyUIBackend(Backend[S]):
         self.monitor: HealthMonitor | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._devices_task: asyncio.Task[None] | None = None
+        self._target: PromptTarget | None = None
 
     @property
     def timings(self) -> ComfyTimings:
@@ -91,6 +94,15 @@ class ComfyUIBackend(Backend[S]):
         if devices != self.devices:
             self.devices = devices
             self.host.changed()
+
+    def prompt_target(self) -> PromptTarget:
+        """Prompts go to ``api_url`` through ``client``; what it runs is its ``object_info``."""
+        target = self._target
+        if target is None or target.address != self.api_url:
+            target = PromptTarget(f"{self.host.id}@{self.api_url}", self.api_url, lambda: self.client,
+                                  lambda: self.object_info)
+            self._target = target  # a cache: not a change the API shows
+        return target
 
     def _client(self) -> ComfyClient:
         if self.client is None:

@@ -17,7 +17,8 @@ from swarmkeeper.types import BackendId
 class ChildPool(Protocol):
     """Where non-real children come from (the manager)."""
 
-    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str) -> BackendRecord: ...
+    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str, *,
+                    control: bool = False) -> BackendRecord: ...
 
     async def remove_child(self, child: BackendRecord) -> None: ...
 
@@ -44,7 +45,7 @@ class BackendRecord:
     """What the registry knows of one backend. Implements :class:`BackendHost` for its backend.
 
     Every field below is :class:`Tracked`: assigning it is a change the views follow (``version``
-    moves); the others (type, services, pool, on_change, backend, lock) are set once, here.
+    moves); the others (type, services, pool, on_change, control, backend, lock) are set once, here.
     """
 
     #: The id (changes when the registry re-keys the backend).
@@ -78,16 +79,19 @@ class BackendRecord:
     init_task: Tracked[asyncio.Task[None] | None] = Tracked(None)
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
     init_generation = Tracked(0)
+    #: The status last counted as a transition (a change of reason alone is no transition).
+    counted_status: Tracked[BackendStatus | None] = Tracked(None)
 
     def __init__(self, *, id: BackendId, type: BackendType[Any], settings: Any, services: BackendServices,
                  pool: ChildPool, on_change: Callable[[BackendRecord], None], title: str = "", enabled: bool = True,
-                 real: bool = True, parent: BackendRecord | None = None) -> None:
+                 real: bool = True, parent: BackendRecord | None = None, control: bool = False) -> None:
         self._version = 0
         self.id = id
         self._type = type
         self._services = services
         self._pool = pool
         self._on_change = on_change
+        self._control = control
         self._lock = asyncio.Lock()
         self.settings = settings
         self.title = title
@@ -126,6 +130,11 @@ class BackendRecord:
         return self._on_change
 
     @property
+    def control(self) -> bool:
+        """A non-real control instance (see BackendHost.control)."""
+        return self._control
+
+    @property
     def backend(self) -> Backend[Any]:
         return self._backend
 
@@ -148,8 +157,8 @@ class BackendRecord:
         self.status_reason = reason
         self.on_change(self)
 
-    def spawn_child(self, type_id: str, settings: Any, title: str) -> BackendRecord:
-        return self.pool.spawn_child(self, type_id, settings, title)
+    def spawn_child(self, type_id: str, settings: Any, title: str, *, control: bool = False) -> BackendRecord:
+        return self.pool.spawn_child(self, type_id, settings, title, control=control)
 
     async def remove_child(self, child: BackendRecord) -> None:
         await self.pool.remove_child(child)

@@ -29,7 +29,7 @@ def build_dispatch(manager: BackendManager, settings: BackendsSettings) -> Dispa
     def restart_everything() -> None:
         asyncio.get_running_loop().create_task(manager.restart("all", force=True))
 
-    return Dispatch(manager.registry, settings, on_stall=restart_everything)
+    return Dispatch(manager.registry, settings, on_stall=restart_everything, demand=manager.services.demand)
 
 
 async def start(services: Services) -> None:

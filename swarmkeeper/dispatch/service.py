@@ -10,10 +10,12 @@ from collections.abc import Callable
 from starlette.types import ASGIApp
 
 from swarmkeeper.api.sessions import Session
+from swarmkeeper.backends.demand import DemandBoard
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import BackendsSettings
 from swarmkeeper.dispatch import idle
+from swarmkeeper.dispatch.demand import demand_of
 from swarmkeeper.dispatch.model_load import load_through_pool
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job
@@ -30,12 +32,15 @@ from swarmkeeper.metrics import Metrics
 class Dispatch:
     """The pool and its scheduler; ``running_pool()`` is None until started and once stopped."""
 
-    def __init__(self, registry: BackendRegistry, settings: BackendsSettings, on_stall: Callable[[], None]) -> None:
+    def __init__(self, registry: BackendRegistry, settings: BackendsSettings, on_stall: Callable[[], None],
+                 demand: DemandBoard) -> None:
         self.registry = registry
         self.settings = settings
         self.scheduler = Scheduler(registry, lambda: Policy.of(settings), on_stall=on_stall)
         self.targets = Targets(on_info=lambda: self.scheduler.wake(full=True))
         self.pool = Pool(registry, self.scheduler, self.targets)
+        #: Where backends (the autoscaling one) read the waiting work, once started.
+        self.demand = demand
         self.port: PoolPort | None = None
         #: The app the pool's own port serves, once its lifespan has begun (503 before).
         self.app: ASGIApp | None = None
@@ -63,6 +68,7 @@ class Dispatch:
     async def start(self, events: EventHub, metrics: Metrics, host: str, port: int | None,
                     wire: WireLimits) -> None:
         self._record_into(metrics)
+        self.demand.source = lambda: demand_of(self.scheduler)
         self._running = True
         self.tasks = [
             asyncio.create_task(self.scheduler.run(), name="dispatch-scheduler"),

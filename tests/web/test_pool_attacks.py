@@ -28,8 +28,8 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from swarmkeeper.accounts.tokens import COOKIE
-from swarmkeeper.backends.base import BackendTuning
 from swarmkeeper.backends.status import BackendStatus
+from swarmkeeper.backends.tuning import BackendTuning
 from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, run_fake_comfyui
 from tests.accounts_support import Accounted, write_settings
