@@ -1,0 +1,314 @@
+"""1,000 backends under one server (issue 15, point 4), on loopback, bounded in time and count.
+
+    .venv/bin/python bench/thousand_backends.py [--backends 1000] [--clients 32] [--seconds 5]
+        [--fakes 4] [--unreachable_first 300] [--prompts 320] [--toggles 6]
+
+Part 1, the init queue: a server with the default settings (MaxBackendInitAttempts 3, so 4
+attempts 1 s apart); ``--unreachable_first`` by-URL backends whose address has nothing listening
+are added, then one healthy backend. Measured from each backend's EditBackend answer: when the
+healthy one is ``running`` (goal: within 5 s), and when each unreachable one is ``errored`` with
+its reason (goal: within attempts x pause + 5 s).
+
+Part 2, the scale: a server with ``--backends`` by-URL backends, half pointing at nothing (with
+MaxBackendInitAttempts huge, so they go waiting -> loading -> waiting every second: statuses move
+all the time), half at ``--fakes`` fake ComfyUIs (swarmkeeper_doubles) in one child process. Then:
+the server's RSS per backend (after minus before adding them; goal: under 200 KB); ``ListBackends``
+from ``--clients`` connections for ``--seconds`` (goal: p99 under 50 ms), and meanwhile a healthy
+backend toggled off and on ``--toggles`` times, each change timed from the request to its event on
+the page's push stream (``/events/backends``; goal: within 1 s); then ``--prompts`` prompts from
+``--clients`` clients through the ComfyUI pool, and the scheduler's own time per decision from
+/metrics (goal: under 1 ms).
+
+Prints every figure and whether its goal is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import LoadResult, post_request, run_load  # noqa: E402
+from bench.pool_scaling import drive, start_fakes  # noqa: E402
+from bench.pool_support import Server, metric, run, start_server  # noqa: E402
+from swarmkeeper import fds  # noqa: E402
+from swarmkeeper.config import ServerSettings  # noqa: E402
+from swarmkeeper.files import write_atomic  # noqa: E402
+from swarmkeeper.net import free_port  # noqa: E402
+
+KB = 1024
+
+
+@dataclasses.dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    goal: float  # the value must be under (or at most) this
+    note: str = ""
+
+    def line(self) -> str:
+        met = "met" if self.value <= self.goal else "MISSED"
+        return f"  {self.name:58} {self.value:9.2f} {self.unit:3}  goal < {self.goal:g} {self.unit}: {met}  {self.note}"
+
+
+def write_settings(data_dir: Path, max_init_attempts: int) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    backends = dataclasses.replace(ServerSettings().backends, MaxBackendInitAttempts=max_init_attempts)
+    settings = ServerSettings(backends=backends)
+    write_atomic(data_dir / "Settings.fds", fds.dumps(settings.to_fds()))
+
+
+class API:
+    def __init__(self, server: Server) -> None:
+        self.http = httpx.AsyncClient(base_url=server.url, timeout=60,
+                                      limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.session = ""
+
+    async def __aenter__(self) -> API:
+        self.session = (await self.http.post("/API/GetNewSession", json={})).json()["session_id"]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def call(self, route: str, **body: object) -> dict[str, object]:
+        answer = (await self.http.post(f"/API/{route}", json={"session_id": self.session, **body})).json()
+        if not isinstance(answer, dict) or "error" in answer or "error_id" in answer:
+            raise RuntimeError(f"{route}: {answer}")
+        return answer
+
+    async def add(self, address: str) -> tuple[int, float]:
+        """A by-URL backend at ``address``: its id, and when its EditBackend was answered."""
+        backend_id = int(str((await self.call("AddNewBackend", type_id="comfyui_api"))["id"]))
+        await self.call("EditBackend", backend_id=backend_id, title="", settings={"Address": address})
+        return backend_id, time.perf_counter()
+
+    async def listing(self) -> dict[str, dict[str, object]]:
+        return await self.call("ListBackends")  # type: ignore[return-value]
+
+
+async def add_all(api: API, addresses: list[str], workers: int = 8) -> dict[int, tuple[str, float]]:
+    """Add the backends from ``workers`` clients at once; each id: its address, its EditBackend answer time."""
+    added: dict[int, tuple[str, float]] = {}
+    pending = list(reversed(addresses))
+
+    async def worker() -> None:
+        while pending:
+            address = pending.pop()
+            backend_id, at = await api.add(address)
+            added[backend_id] = address, at
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return added
+
+
+def nowhere(count: int) -> list[str]:
+    """Addresses with nothing listening (ports free a moment ago, on loopback)."""
+    return [f"http://127.0.0.1:{free_port()}" for _ in range(count)]
+
+
+async def watch(api: API, until: Callable[[dict[str, dict[str, object]]], bool], seen: dict[tuple[int, str], float],
+                deadline: float) -> dict[str, dict[str, object]]:
+    """Poll ListBackends every 0.1 s, noting when each (id, status) is first seen, until ``until``."""
+    while True:
+        listing = await api.listing()
+        now = time.perf_counter()
+        for key, entry in listing.items():
+            seen.setdefault((int(key), str(entry["status"])), now)
+        if until(listing) or now > deadline:
+            return listing
+        await asyncio.sleep(0.1)
+
+
+async def init_queue_part(server: Server, healthy_url: str, unreachable: int) -> list[Figure]:
+    attempts, pause = 4, 1.0  # SwarmUI's defaults: MaxBackendInitAttempts 3 (+ the first), 1 s apart
+    async with API(server) as api:
+        failing = await add_all(api, nowhere(unreachable))
+        healthy, healthy_at = await api.add(healthy_url)
+        seen: dict[tuple[int, str], float] = {}
+
+        def settled(listing: dict[str, dict[str, object]]) -> bool:
+            return listing[str(healthy)]["status"] == "running" and all(
+                listing[str(i)]["status"] == "errored" for i in failing)
+
+        listing = await watch(api, settled, seen, time.perf_counter() + attempts * pause + 60)
+    healthy_s = seen.get((healthy, "running"), float("inf")) - healthy_at
+    errored = [seen.get((i, "errored"), float("inf")) - at for i, (_, at) in failing.items()]
+    with_reason = sum(1 for i in failing if "gave up after 4 attempts" in str(listing[str(i)]["status_reason"]))
+    print(f"part 1: {unreachable} unreachable by-URL backends added (one example reason: "
+          f"{listing[str(next(iter(failing)))]['status_reason']!r})")
+    return [
+        Figure(f"healthy backend added after {unreachable} unreachable: running", healthy_s, "s", 5.0),
+        Figure(f"last of {unreachable} unreachable errored ({with_reason} with the reason)", max(errored), "s",
+               attempts * pause + 5, f"median {statistics.median(errored):.2f} s"),
+    ]
+
+
+class PushStream:
+    """The page's push stream, read in the background: when each (backend, status) event arrived."""
+
+    def __init__(self, server: Server, session: str) -> None:
+        self.url = f"{server.url}/events/backends?session_id={session}"
+        self.arrived: dict[tuple[int, str], list[float]] = {}
+        self.events = 0
+        self.resyncs = 0
+        self.ready = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    async def read(self) -> None:
+        async with httpx.AsyncClient(timeout=None) as http, http.stream("GET", self.url) as answer:
+            event = ""
+            async for line in answer.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                    self.resyncs += event == "resync"
+                    if event == "ready":
+                        self.ready.set()
+                elif line.startswith("data: ") and event == "backend":
+                    data = json.loads(line[6:])
+                    self.events += 1
+                    self.arrived.setdefault((int(data["backend_id"]), data["status"]), []).append(time.perf_counter())
+                    self.changed.set()
+
+    async def wait_for(self, backend_id: int, status: str, after: float) -> float:
+        """Seconds from ``after`` to the first such event at or after it (inf if none in 10 s)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while True:
+                    self.changed.clear()
+                    times = [t for t in self.arrived.get((backend_id, status), []) if t >= after]
+                    if times:
+                        return times[0] - after
+                    await self.changed.wait()
+        return float("inf")
+
+
+async def toggle_times(api: API, stream: PushStream, backend_id: int, toggles: int) -> list[float]:
+    delays: list[float] = []
+    for n in range(toggles):
+        enabled = n % 2 == 1
+        sent = time.perf_counter()
+        await api.call("ToggleBackend", backend_id=backend_id, enabled=enabled)
+        delays.append(await stream.wait_for(backend_id, "running" if enabled else "disabled", sent))
+    return delays
+
+
+async def scale_part(server: Server, urls: list[str], options: argparse.Namespace) -> list[Figure]:
+    process = psutil.Process(server.process.pid)
+    async with API(server) as api:
+        await api.listing()
+        rss_before = process.memory_info().rss
+        half = options.backends // 2
+        reachable = [urls[n % len(urls)] for n in range(half)]
+        addresses = [a for pair in zip(nowhere(options.backends - half), reachable, strict=False) for a in pair]
+        started = time.perf_counter()
+        added = await add_all(api, addresses)
+        reachable_ids = sorted(i for i, (address, _) in added.items() if address in urls)
+        seen: dict[tuple[int, str], float] = {}
+        await watch(api, lambda listing: sum(e["status"] == "running" for e in listing.values()) >= half,
+                    seen, time.perf_counter() + 120)
+        print(f"part 2: {len(added)} backends added and {half} of them running in "
+              f"{time.perf_counter() - started:.1f} s")
+        await asyncio.sleep(2)  # let the moving statuses reach their steady churn
+        rss_after = process.memory_info().rss
+        stream = PushStream(server, api.session)
+        reader = asyncio.create_task(stream.read())
+        try:
+            await asyncio.wait_for(stream.ready.wait(), 10)
+            request = post_request("127.0.0.1", int(server.url.rsplit(":", 1)[1]), "/API/ListBackends",
+                                   json.dumps({"session_id": api.session}).encode())
+            port = int(server.url.rsplit(":", 1)[1])
+            events_before, stream_started = stream.events, time.perf_counter()
+            load, delays = await both(run_load("127.0.0.1", port, request, seconds=options.seconds,
+                                               connections=options.clients),
+                                      toggle_times(api, stream, reachable_ids[0], options.toggles))
+            events_per_s = (stream.events - events_before) / (time.perf_counter() - stream_started)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await reader
+        await api.call("ToggleBackend", backend_id=reachable_ids[0], enabled=True)
+    decisions_before = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum"), \
+        await metric(server, "swarmkeeper_dispatch_decision_seconds_count")
+    await drive(server.comfy_url, options.prompts, options.clients)
+    total = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum") - decisions_before[0]
+    count = await metric(server, "swarmkeeper_dispatch_decision_seconds_count") - decisions_before[1]
+    print(f"  ListBackends: {load.requests} answers in {load.seconds:.1f} s ({load.rps:.0f}/s), median "
+          f"{load.median * 1000:.1f} ms, errors {load.errors}; the push stream carried {events_per_s:.0f} "
+          f"events/s ({stream.resyncs} resyncs); toggles seen after {', '.join(f'{d:.3f}' for d in delays)} s")
+    return [
+        Figure(f"ListBackends p99 ({options.clients} connections, statuses moving)",
+               load.percentile(0.99) * 1000, "ms", 50, f"p50 {load.median * 1000:.1f} ms"),
+        Figure(f"scheduler decision, mean over {count:.0f} prompts", total / max(count, 1) * 1000, "ms", 1.0),
+        Figure(f"server RSS per backend ({len(added)} backends)", (rss_after - rss_before) / len(added) / KB, "KB",
+               200, f"RSS {rss_before / KB / KB:.0f} -> {rss_after / KB / KB:.0f} MB"),
+        Figure("status change on the push stream (slowest toggle)", max(delays), "s", 1.0,
+               f"median {statistics.median(delays):.3f} s"),
+    ]
+
+
+async def both(first: Awaitable[LoadResult], second: Awaitable[list[float]]) -> tuple[LoadResult, list[float]]:
+    a, b = await asyncio.gather(first, second)
+    return a, b
+
+
+def wait_answering(urls: list[str]) -> None:
+    for url in urls:
+        for _ in range(600):
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{url}/system_stats", timeout=1)
+                break
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--fakes", type=int, default=4)
+    parser.add_argument("--unreachable_first", type=int, default=300)
+    parser.add_argument("--prompts", type=int, default=320)
+    parser.add_argument("--toggles", type=int, default=6)
+    options = parser.parse_args()
+    urls, fakes = start_fakes(options.fakes, job_seconds=0.01)
+    wait_answering(urls)
+    figures: list[Figure] = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            server = start_server(Path(folder) / "Data1")
+            try:
+                figures += run(init_queue_part(server, urls[0], options.unreachable_first))
+            finally:
+                server.stop()
+            write_settings(Path(folder) / "Data2", 1_000_000)
+            server = start_server(Path(folder) / "Data2")
+            try:
+                figures += run(scale_part(server, urls, options))
+            finally:
+                server.stop()
+    finally:
+        fakes.terminate()
+        fakes.wait(10)
+    print("figures:")
+    for figure in figures:
+        print(figure.line())
+
+
+if __name__ == "__main__":
+    main()
