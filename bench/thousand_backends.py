@@ -117,6 +117,20 @@ async def add_all(api: API, addresses: list[str], workers: int = 8) -> dict[int,
     return added
 
 
+def write_backends(data_dir: Path, addresses: list[str]) -> None:
+    """Backends.fds with one by-URL backend per address, ids 0 up (as if added through the API:
+    adding 1,000 one by one takes minutes here, each add saving the whole file)."""
+    root = fds.Section()
+    for backend_id, address in enumerate(addresses):
+        entry, settings = fds.Section(), fds.Section()
+        settings.set("Address", address)
+        for key, value in (("type", "comfyui_api"), ("title", ""), ("enabled", True), ("settings", settings)):
+            entry.set(key, value)
+        root.set(str(backend_id), entry)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(data_dir / "Backends.fds", fds.dumps(root))
+
+
 def nowhere(count: int) -> list[str]:
     """Addresses with nothing listening (ports free a moment ago, on loopback)."""
     return [f"http://127.0.0.1:{free_port()}" for _ in range(count)]

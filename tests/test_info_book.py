@@ -22,7 +22,7 @@ def test_equal_answers_share_one_mapping_and_one_parse() -> None:
 
 def test_a_different_answer_is_its_own_and_the_book_stays_bounded() -> None:
     book = InfoBook(size=2)
-    a, a_info = book.intern(answer("a"))
+    a, _ = book.intern(answer("a"))
     b, b_info = book.intern(answer("b"))
     assert a is not b and b_info.models["Stable-Diffusion"] == ("b",)
     book.intern(answer("c"))  # the book forgets a (the least recently read)...
