@@ -29,7 +29,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,9 +134,20 @@ def write_backends(data_dir: Path, addresses: list[str]) -> None:
     write_atomic(data_dir / "Backends.fds", fds.dumps(root))
 
 
+#: Sockets bound and never listening: their ports refuse connections, and no other process on the
+#: machine can take them meanwhile (a port merely free a moment ago may be taken by another program).
+HELD: list[socket.socket] = []
+
+
 def nowhere(count: int) -> list[str]:
-    """Addresses with nothing listening (ports free a moment ago, on loopback)."""
-    return [f"http://127.0.0.1:{free_port()}" for _ in range(count)]
+    """Addresses with nothing listening, held so for the whole run."""
+    addresses = []
+    for _ in range(count):
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        HELD.append(held)
+        addresses.append(f"http://127.0.0.1:{held.getsockname()[1]}")
+    return addresses
 
 
 async def watch(api: API, until: Callable[[dict[str, dict[str, object]]], bool], seen: dict[tuple[int, str], float],
@@ -166,6 +180,12 @@ async def init_queue_part(server: Server, healthy_url: str, unreachable: int) ->
     with_reason = sum(1 for i in failing if "gave up after 4 attempts" in str(listing[str(i)]["status_reason"]))
     print(f"part 1: {unreachable} unreachable by-URL backends added (one example reason: "
           f"{listing[str(next(iter(failing)))]['status_reason']!r})")
+    slowest = sorted(failing, key=lambda i: seen.get((i, "errored"), float("inf")) - failing[i][1])[-3:]
+    for backend_id in slowest:
+        entry = listing[str(backend_id)]
+        print(f"  slowest: #{backend_id} {entry['status']} after "
+              f"{seen.get((backend_id, 'errored'), float('inf')) - failing[backend_id][1]:.2f} s, "
+              f"{entry['init_attempts']} attempts: {entry['status_reason']}")
     return [
         Figure(f"healthy backend added after {unreachable} unreachable: running", healthy_s, "s", 5.0),
         Figure(f"last of {unreachable} unreachable errored ({with_reason} with the reason)", max(errored), "s",
@@ -222,31 +242,35 @@ async def toggle_times(api: API, stream: PushStream, backend_id: int, toggles: i
     return delays
 
 
-async def scale_part(server: Server, urls: list[str], options: argparse.Namespace) -> list[Figure]:
-    process = psutil.Process(server.process.pid)
+async def rss_of_empty(server: Server) -> int:
+    """The RSS of a server with no backends, once it has answered a ListBackends."""
     async with API(server) as api:
         await api.listing()
-        rss_before = process.memory_info().rss
-        half = options.backends // 2
-        reachable = [urls[n % len(urls)] for n in range(half)]
-        addresses = [a for pair in zip(nowhere(options.backends - half), reachable, strict=False) for a in pair]
+    return int(psutil.Process(server.process.pid).memory_info().rss)
+
+
+async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_empty: int,
+                     options: argparse.Namespace) -> tuple[list[Figure], bytes]:
+    """The figures, and a ListBackends answer (for the baseline)."""
+    process = psutil.Process(server.process.pid)
+    half = sum(1 for address in addresses if address in urls)
+    reachable_ids = [n for n, address in enumerate(addresses) if address in urls]
+    async with API(server) as api:
         started = time.perf_counter()
-        added = await add_all(api, addresses)
-        reachable_ids = sorted(i for i, (address, _) in added.items() if address in urls)
         seen: dict[tuple[int, str], float] = {}
         await watch(api, lambda listing: sum(e["status"] == "running" for e in listing.values()) >= half,
-                    seen, time.perf_counter() + 120)
-        print(f"part 2: {len(added)} backends added and {half} of them running in "
-              f"{time.perf_counter() - started:.1f} s")
+                    seen, time.perf_counter() + 300)
+        print(f"part 2: {len(addresses)} backends loaded from Backends.fds, {half} of them running "
+              f"{time.perf_counter() - started:.1f} s after the server answered")
         await asyncio.sleep(2)  # let the moving statuses reach their steady churn
         rss_after = process.memory_info().rss
         stream = PushStream(server, api.session)
         reader = asyncio.create_task(stream.read())
         try:
             await asyncio.wait_for(stream.ready.wait(), 10)
-            request = post_request("127.0.0.1", int(server.url.rsplit(":", 1)[1]), "/API/ListBackends",
-                                   json.dumps({"session_id": api.session}).encode())
             port = int(server.url.rsplit(":", 1)[1])
+            request = post_request("127.0.0.1", port, "/API/ListBackends",
+                                   json.dumps({"session_id": api.session}).encode())
             events_before, stream_started = stream.events, time.perf_counter()
             load, delays = await both(run_load("127.0.0.1", port, request, seconds=options.seconds,
                                                connections=options.clients),
@@ -257,23 +281,48 @@ async def scale_part(server: Server, urls: list[str], options: argparse.Namespac
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
                 await reader
         await api.call("ToggleBackend", backend_id=reachable_ids[0], enabled=True)
+        body = (await api.http.post("/API/ListBackends", json={"session_id": api.session})).content
     decisions_before = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum"), \
         await metric(server, "swarmkeeper_dispatch_decision_seconds_count")
     await drive(server.comfy_url, options.prompts, options.clients)
     total = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum") - decisions_before[0]
     count = await metric(server, "swarmkeeper_dispatch_decision_seconds_count") - decisions_before[1]
-    print(f"  ListBackends: {load.requests} answers in {load.seconds:.1f} s ({load.rps:.0f}/s), median "
-          f"{load.median * 1000:.1f} ms, errors {load.errors}; the push stream carried {events_per_s:.0f} "
-          f"events/s ({stream.resyncs} resyncs); toggles seen after {', '.join(f'{d:.3f}' for d in delays)} s")
-    return [
+    print(f"  ListBackends: {load.requests} answers of {len(body) // KB} KB in {load.seconds:.1f} s "
+          f"({load.rps:.0f}/s), errors {load.errors}; the push stream carried {events_per_s:.0f} events/s "
+          f"({stream.resyncs} resyncs); toggles seen after {', '.join(f'{d:.3f}' for d in delays)} s")
+    figures = [
         Figure(f"ListBackends p99 ({options.clients} connections, statuses moving)",
-               load.percentile(0.99) * 1000, "ms", 50, f"p50 {load.median * 1000:.1f} ms"),
+               load.percentile(0.99) * 1000, "ms", 50, f"p50 {load.median * 1000:.1f} ms, {load.rps:.0f}/s"),
         Figure(f"scheduler decision, mean over {count:.0f} prompts", total / max(count, 1) * 1000, "ms", 1.0),
-        Figure(f"server RSS per backend ({len(added)} backends)", (rss_after - rss_before) / len(added) / KB, "KB",
-               200, f"RSS {rss_before / KB / KB:.0f} -> {rss_after / KB / KB:.0f} MB"),
+        Figure(f"server RSS per backend ({len(addresses)} backends)", (rss_after - rss_empty) / len(addresses) / KB,
+               "KB", 200, f"RSS {rss_empty / KB / KB:.0f} MB with none, {rss_after / KB / KB:.0f} MB"),
         Figure("status change on the push stream (slowest toggle)", max(delays), "s", 1.0,
                f"median {statistics.median(delays):.3f} s"),
     ]
+    return figures, body
+
+
+def start_baseline(body: bytes, folder: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """A bare Starlette route under uvicorn answering ``body`` (bench/baseline_app.py): its port."""
+    body_file = folder / "body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
+                                "--log-level", "error", "--no-access-log"], cwd=ROOT,
+                               env={**os.environ, "BASELINE_BODY_FILE": str(body_file)})
+    return port, process
+
+
+async def baseline_load(port: int, options: argparse.Namespace) -> LoadResult:
+    """The same load against the baseline, once it answers."""
+    request = post_request("127.0.0.1", port, "/API/ListBackends", b"{}")
+    async with asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(OSError):
+                await run_load("127.0.0.1", port, request, seconds=0.2, connections=1)
+                break
+            await asyncio.sleep(0.1)
+    return await run_load("127.0.0.1", port, request, seconds=options.seconds, connections=options.clients)
 
 
 async def both(first: Awaitable[LoadResult], second: Awaitable[list[float]]) -> tuple[LoadResult, list[float]]:
@@ -304,21 +353,40 @@ def main() -> None:
     wait_answering(urls)
     figures: list[Figure] = []
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            server = start_server(Path(folder) / "Data1")
+        with tempfile.TemporaryDirectory() as name:
+            folder = Path(name)
+            server = start_server(folder / "Data1")
             try:
                 figures += run(init_queue_part(server, urls[0], options.unreachable_first))
             finally:
                 server.stop()
-            write_settings(Path(folder) / "Data2", 1_000_000)
-            server = start_server(Path(folder) / "Data2")
+            server = start_server(folder / "Data0")
             try:
-                figures += run(scale_part(server, urls, options))
+                rss_empty = run(rss_of_empty(server))
+            finally:
+                server.stop()
+            half = options.backends // 2
+            reachable = [urls[n % len(urls)] for n in range(half)]
+            addresses = [a for pair in zip(nowhere(options.backends - half), reachable, strict=False) for a in pair]
+            write_settings(folder / "Data2", 1_000_000)
+            write_backends(folder / "Data2", addresses)
+            server = start_server(folder / "Data2")
+            try:
+                scale_figures, body = run(scale_part(server, urls, addresses, rss_empty, options))
+                figures += scale_figures
+                port, baseline = start_baseline(body, folder)
+                try:
+                    base = run(baseline_load(port, options))
+                finally:
+                    baseline.terminate()
+                    baseline.wait(10)
             finally:
                 server.stop()
     finally:
         fakes.terminate()
         fakes.wait(10)
+    print(f"  for scale, the same answer from a bare Starlette route, same load, same machine (the 1,000 still "
+          f"churning): p50 {base.median * 1000:.1f} ms, p99 {base.percentile(0.99) * 1000:.1f} ms, {base.rps:.0f}/s")
     print("figures:")
     for figure in figures:
         print(figure.line())
