@@ -264,10 +264,14 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
               f"{time.perf_counter() - started:.1f} s after the server answered")
         await asyncio.sleep(2)  # let the moving statuses reach their steady churn
         rss_after = process.memory_info().rss
+        cpu_before, quiet_started = sum(process.cpu_times()[:2]), time.perf_counter()
+        await asyncio.sleep(3)
+        churn_cpu = (sum(process.cpu_times()[:2]) - cpu_before) / (time.perf_counter() - quiet_started)
         stream = PushStream(server, api.session)
         reader = asyncio.create_task(stream.read())
         try:
             await asyncio.wait_for(stream.ready.wait(), 10)
+            quiet_delays = await toggle_times(api, stream, reachable_ids[0], options.toggles)
             port = int(server.url.rsplit(":", 1)[1])
             request = post_request("127.0.0.1", port, "/API/ListBackends",
                                    json.dumps({"session_id": api.session}).encode())
@@ -290,13 +294,17 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
     print(f"  ListBackends: {load.requests} answers of {len(body) // KB} KB in {load.seconds:.1f} s "
           f"({load.rps:.0f}/s), errors {load.errors}; the push stream carried {events_per_s:.0f} events/s "
           f"({stream.resyncs} resyncs); toggles seen after {', '.join(f'{d:.3f}' for d in delays)} s")
+    print(f"  with nothing asked of it, the server used {churn_cpu:.0%} of one core (the moving statuses, the "
+          f"health checks); toggles seen after {', '.join(f'{d:.3f}' for d in quiet_delays)} s")
     figures = [
         Figure(f"ListBackends p99 ({options.clients} connections, statuses moving)",
                load.percentile(0.99) * 1000, "ms", 50, f"p50 {load.median * 1000:.1f} ms, {load.rps:.0f}/s"),
         Figure(f"scheduler decision, mean over {count:.0f} prompts", total / max(count, 1) * 1000, "ms", 1.0),
         Figure(f"server RSS per backend ({len(addresses)} backends)", (rss_after - rss_empty) / len(addresses) / KB,
                "KB", 200, f"RSS {rss_empty / KB / KB:.0f} MB with none, {rss_after / KB / KB:.0f} MB"),
-        Figure("status change on the push stream (slowest toggle)", max(delays), "s", 1.0,
+        Figure("status change on the push stream (slowest toggle)", max(quiet_delays), "s", 1.0,
+               f"median {statistics.median(quiet_delays):.3f} s"),
+        Figure(f"the same, while {options.clients} connections read ListBackends", max(delays), "s", 1.0,
                f"median {statistics.median(delays):.3f} s"),
     ]
     return figures, body

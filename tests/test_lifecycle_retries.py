@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,16 @@ class Bench:
         self.changed.set()
 
     def add(self, backend_id: int, backend_type: BackendType[Any] = DUMMY, **settings: Any) -> BackendRecord:
-        record = BackendRecord(id=backend_id, type=backend_type, settings=DummySettings(Address=f"gpu{backend_id}",
-                                                                                     **settings),
-                               services=self.services, pool=None,  # type: ignore[arg-type]
-                               on_change=self._on_change)
+        record = self.make(backend_id, backend_type, **settings)
         self.registry.add(record)
         self.lifecycle.schedule_init(record)
         return record
+
+    def make(self, backend_id: int, backend_type: BackendType[Any] = DUMMY, **settings: Any) -> BackendRecord:
+        return BackendRecord(id=backend_id, type=backend_type, settings=DummySettings(Address=f"gpu{backend_id}",
+                                                                                     **settings),
+                               services=self.services, pool=None,  # type: ignore[arg-type]
+                             on_change=self._on_change)
 
     async def until(self, condition: Callable[[], bool]) -> None:
         """Wait for a condition on the records, woken by each status change (10 s: a hang, not a pace)."""
@@ -101,7 +105,7 @@ async def test_a_sequential_backend_added_after_a_failing_one_starts_while_that_
         await bench.until(lambda: healthy.status is BackendStatus.RUNNING)
         # the healthy one ran while the failing one's pause had not even ended
         assert failing.init_attempts == 1 and len(bench.timer.pending) == 1
-        assert bench.timer.pending[0].delay == 1.0  # SwarmUI's pause, unchanged
+        assert 1.0 <= bench.timer.pending[0].delay <= 1.25  # SwarmUI's 1 s, and this backend's share of the spread
         bench.timer.fire()
         await bench.until(lambda: retrying(failing, 2))
         second_failure = bench.index(1, BackendStatus.WAITING, "Load failed, will retry (2/")
@@ -143,6 +147,13 @@ async def test_retries_keep_swarmuis_attempt_count_and_end_errored_with_the_reas
         assert healthy.init_attempts == 1
     finally:
         await bench.lifecycle.shutdown_all()
+
+
+def test_backends_that_fail_together_retry_spread_over_a_quarter_of_the_pause() -> None:
+    bench = Bench()
+    pauses = sorted(bench.lifecycle.retry_pause(bench.make(n)) for n in range(300))
+    assert pauses[0] >= 1.0 and pauses[-1] <= 1.25
+    assert max(b - a for a, b in itertools.pairwise(pauses)) < 0.25 / 100  # no cluster, no gap
 
 
 async def test_a_shutdown_during_the_pause_cancels_the_retry() -> None:

@@ -39,6 +39,9 @@ class InitPolicy:
     max_init_attempts: int = 3  # Backends.MaxBackendInitAttempts: retries after the first try
     all_fast: bool = False  # Backends.AllBackendsLoadFast: no sequential queue at all
     retry_delay: float = 1.0  # seconds between a failure and the retry
+    #: Up to this fraction of ``retry_delay`` added per backend (by its id), so hundreds of backends
+    #: that failed together do not all retry in the same instant, stalling the server for that long.
+    retry_spread: float = 0.25
     program_shutdown_wait: float = 5.0  # seconds a saturated backend may delay program shutdown
 
 
@@ -138,6 +141,11 @@ class Lifecycle:
             log.error("Final error (%s) while initializing backend #%s, giving up: %s", attempts, record.id, reason)
             record.set_status(BackendStatus.ERRORED, f"{reason} (gave up after {attempts} attempts)")
 
+    def retry_pause(self, record: BackendRecord) -> float:
+        """The pause before this backend's retry: ``retry_delay`` plus its share of the spread
+        (the golden ratio's multiples of the id, which fall evenly apart for any run of ids)."""
+        return self.policy.retry_delay * (1 + self.policy.retry_spread * (record.id * 0.6180339887 % 1))
+
     def _retry_later(self, record: BackendRecord, generation: int) -> None:
         """After the pause, the retry starts as the first attempt did; nothing waits meanwhile.
         A shutdown, edit, toggle or restart in between (a new generation) makes it a no-op."""
@@ -149,7 +157,7 @@ class Lifecycle:
             self._begin(record)
 
         call_later = self._call_later or asyncio.get_running_loop().call_later
-        timer = call_later(self.policy.retry_delay, retry)
+        timer = call_later(self.retry_pause(record), retry)
         self._timers.add(timer)
 
     # --- shutdown ---
