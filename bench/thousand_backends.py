@@ -177,6 +177,7 @@ async def init_queue_part(server: Server, healthy_url: str, unreachable: int) ->
         listing = await watch(api, settled, seen, time.perf_counter() + attempts * pause + 60)
     healthy_s = seen.get((healthy, "running"), float("inf")) - healthy_at
     errored = [seen.get((i, "errored"), float("inf")) - at for i, (_, at) in failing.items()]
+    after_last = max(seen.get((i, "errored"), float("inf")) for i in failing) - healthy_at
     with_reason = sum(1 for i in failing if "gave up after 4 attempts" in str(listing[str(i)]["status_reason"]))
     print(f"part 1: {unreachable} unreachable by-URL backends added (one example reason: "
           f"{listing[str(next(iter(failing)))]['status_reason']!r})")
@@ -190,6 +191,7 @@ async def init_queue_part(server: Server, healthy_url: str, unreachable: int) ->
         Figure(f"healthy backend added after {unreachable} unreachable: running", healthy_s, "s", 5.0),
         Figure(f"last of {unreachable} unreachable errored ({with_reason} with the reason)", max(errored), "s",
                attempts * pause + 5, f"median {statistics.median(errored):.2f} s"),
+        Figure("the same, from the last add (the healthy one's)", after_last, "s", attempts * pause + 5),
     ]
 
 
