@@ -37,6 +37,7 @@ from swarmkeeper.health import HEALTH
 from swarmkeeper.logs import LogStore
 from swarmkeeper.metrics.feature import METRICS
 from swarmkeeper.net import port_in_use
+from swarmkeeper.outputs.view import OUTPUTS
 from swarmkeeper.server import routes as server_tab
 from swarmkeeper.services import Services
 from swarmkeeper.web.feature import WEB
@@ -47,7 +48,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 #: The core's own routes, then each feature's, in this order.
 CORE_ROUTES = (basic_routes.routes, backend_routes.routes, log_routes.routes, server_tab.routes)
-FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH, ADOPTION]
+FEATURES: list[Feature] = [ACCOUNTS, WEB, METRICS, HEALTH, OPENAPI, MODELS, DISPATCH, OUTPUTS, ADOPTION]
 
 
 def api_routes(features: list[Feature]) -> RouteTable:

@@ -6,11 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swarmkeeper import __version__, dotnet
 from swarmkeeper.cli_client import backends_parser, status_parser
 from swarmkeeper.cli_client.context import Subcommands
 from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
+
+if TYPE_CHECKING:
+    from swarmkeeper.limits import WireLimits
 
 
 def _bool_flag(text: str) -> bool:
@@ -78,7 +82,48 @@ def serve_parser(commands: Subcommands) -> None:
     _add_flag(serve, "keep_backends", type=_bool_flag, nargs="?", const=True, default=False,
               help="On a graceful stop, leave self-started ComfyUIs running (with their loaded models) for the next "
                    "start to adopt, instead of stopping them (true/false; bare flag means true).")
+    _limit_flags(serve)
     serve.set_defaults(run=run_serve)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, not '{text}'")
+    return value
+
+
+def _limit_flags(serve: argparse.ArgumentParser) -> None:
+    """The limits on the wire (docs/security.md, section 8), for both ports."""
+    _add_flag(serve, "header_timeout", type=_positive, default=10.0,
+              help="Seconds a client has to send a request's headers; then 408 and closed (default 10).")
+    _add_flag(serve, "body_timeout", type=_positive, default=30.0,
+              help="Seconds an API request's body may pause between two chunks (default 30).")
+    _add_flag(serve, "keep_alive_timeout", type=_positive, default=None,
+              help="Seconds an idle connection stays open between requests (default 130 on the main port, "
+                   "75 on the pool's).")
+    _add_flag(serve, "max_connections", type=int, default=2048,
+              help="Open connections per port; the next is answered 503 and closed (default 2048; the open-file "
+                   "limit is raised to fit).")
+    _add_flag(serve, "max_connections_per_address", type=int, default=256,
+              help="Open connections per port from one client address, so one client cannot take them all; "
+                   "addresses in --forwarded_allow_ips are exempt (default 256; 0: no cap).")
+    _add_flag(serve, "anonymous_body_mb", type=_positive, default=1.0,
+              help="Largest API request body from a caller not identified before its body is read (no login "
+                   "cookie, API key or X-Session-Id header) when accounts are on; default 1.")
+    _add_flag(serve, "forwarded_allow_ips", default="",
+              help="Comma-separated addresses or networks (or *) whose X-Forwarded-For/-Proto headers are "
+                   "believed: your reverse proxy's (default: nobody's).")
+
+
+def wire_limits(args: argparse.Namespace) -> WireLimits:
+    from swarmkeeper.limits import MB, WireLimits, parse_allowed_ips
+
+    return WireLimits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                      keep_alive_timeout=args.keep_alive_timeout, max_connections=args.max_connections,
+                      max_connections_per_address=args.max_connections_per_address,
+                      anonymous_body_bytes=max(1, int(args.anonymous_body_mb * MB)),
+                      forwarded_allow_ips=parse_allowed_ips(args.forwarded_allow_ips))
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -86,6 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from swarmkeeper.app import create_app
     from swarmkeeper.config import ServerConfig
+    from swarmkeeper.limits import ensure_descriptors, server_config
     from swarmkeeper.logfiles import RotationPolicy, setup_log_files
     from swarmkeeper.logformat import formatter_for
     from swarmkeeper.logs import LogStore, parse_level, setup_logging
@@ -96,10 +142,17 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"swarmkeeper: {error}", file=sys.stderr)
         return 2
+    try:
+        limits = wire_limits(args)
+    except ValueError as error:
+        print(f"swarmkeeper: {error}", file=sys.stderr)
+        return 2
     logs = LogStore()
     formatter = formatter_for(args.log_format)
     setup_logging(level, logs, formatter)
+    limits = ensure_descriptors(limits, ports=2 if args.comfy_port >= 0 else 1)
     config = ServerConfig(host=args.host, port=args.port, data_dir=args.data_dir, backends_file=args.backends_file,
+                          wire=limits,
                           settings_file=args.settings_file, lock_settings=args.lock_settings,
                           loglevel=args.loglevel, user_id=args.user_id, require_accounts=args.require_accounts,
                           public_metrics=args.public_metrics,
@@ -112,9 +165,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return START_FAILED
     setup_log_files(config.data_dir, level, formatter, policy)
     app = create_app(config, logs)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                                           access_log=False, lifespan="on", timeout_graceful_shutdown=30,
-                                           timeout_keep_alive=SWARM_KEEP_ALIVE_SECONDS))
+    server = uvicorn.Server(server_config(app, limits, keep_alive=SWARM_KEEP_ALIVE_SECONDS, host=config.host,
+                                          port=config.port, log_config=None, access_log=False, lifespan="on",
+                                          timeout_graceful_shutdown=30))
     app.state.exiting = lambda: server.should_exit  # open push streams end as soon as the server stops
     app.state.request_shutdown = lambda: setattr(server, "should_exit", True)  # ShutdownServer: as Ctrl-C
     return run_server(server, app, config, logs)  # a start that fails: one line, exit code 1

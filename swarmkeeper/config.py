@@ -21,6 +21,7 @@ from swarmkeeper import fds
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
 from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
+from swarmkeeper.limits import WireLimits
 
 log = logging.getLogger("swarmkeeper.config")
 
@@ -54,6 +55,8 @@ class ServerConfig:
     #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
     #: adopt (SwarmUI, and the default: they are stopped).
     keep_backends: bool = False
+    #: The limits on the wire of both ports (timeouts, connection cap, anonymous body cap, proxy headers).
+    wire: WireLimits = field(default_factory=WireLimits)
     #: What backends find in ``BackendServices.extra`` from the start (before any init runs): tests
     #: hand ComfyUI backends their timings and restart policy this way.
     extra: dict[str, Any] = field(default_factory=dict)

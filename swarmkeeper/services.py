@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from swarmkeeper.api.users import UserSource
 from swarmkeeper.api.views import ListingCache
 from swarmkeeper.backends.base import TypeCatalog
 from swarmkeeper.backends.manager import BackendManager
+from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import ServerConfig, ServerSettings
 from swarmkeeper.db import Database
@@ -38,6 +40,9 @@ class Services:
     #: A per-process id, for loop prevention when servers chain to each other.
     server_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
+    #: Loads a model on one backend by running work there (set by the dispatch feature: SelectModel
+    #: on backends that cannot load a model by themselves, ComfyUI's); True when it loaded.
+    model_loader: Callable[[BackendRecord, str], Awaitable[bool]] | None = None
     listing: ListingCache = field(default_factory=ListingCache)
     #: Counters and histograms (GET /metrics); the same object as BackendServices.metrics.
     metrics: Metrics = field(default_factory=Metrics)

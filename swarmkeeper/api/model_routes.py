@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
 
 from swarmkeeper.api.model_listing import (
@@ -140,20 +141,32 @@ async def select_model(
     name = model if model in known else f"{model}.safetensors"
     if name not in known:
         raise APIError("Model not found.")
-    if not await _load_everywhere(records, name, backendId or "all"):
+    if not await _load_everywhere(call, records, name, backendId or "all"):
         raise APIError("Model failed to load.")
     return {"success": True}
 
 
-async def _load_everywhere(records: list[BackendRecord], model: str, selector: str) -> bool:
+async def _load_everywhere(call: APICall, records: list[BackendRecord], model: str, selector: str) -> bool:
     targets = [record for record in records if record.status is BackendStatus.RUNNING and record.max_usages > 0
                and record.backend.can_load_models and not record.shutdown_reserved and selects(selector, record)]
+    loader = call.services.model_loader
     loaded = False
     for record in targets:
         backend = record.backend
         if isinstance(backend, LoadsModels):
             loaded = await _load_on(record, backend, model) or loaded
+        elif loader is not None and model in backend.models.get("Stable-Diffusion", ()):  # a ComfyUI
+            loaded = await _load_with(loader, record, model) or loaded
     return loaded
+
+
+async def _load_with(loader: Callable[[BackendRecord, str], Awaitable[bool]], record: BackendRecord,
+                     model: str) -> bool:
+    try:
+        return await loader(record, model)
+    except Exception as error:  # a backend that fails to load is reported, the others still try
+        log.warning("Backend #%s failed to load model '%s': %s", record.id, model, error)
+        return False
 
 
 async def _load_on(record: BackendRecord, backend: LoadsModels, model: str) -> bool:

@@ -122,6 +122,10 @@ FUNDAMENTAL_FLAG = PermissionFlag(
     "fundamental", "Fundamental", "Most basic possible permission for core functions.", Level.GUEST, USER_GROUP,
     Safety.SAFE)
 
+VIEW_OTHERS_OUTPUTS = PermissionFlag(
+    "view_others_outputs", "View Others' Outputs", "Allows this user to view the outputs of other users.",
+    Level.ADMINS, ADMIN, Safety.POWERFUL)
+
 # swarmkeeper's own flags (SwarmUI has no API keys and no audit log).
 MANAGE_API_KEYS = PermissionFlag(
     "manage_api_keys", "Manage API Keys", "Allows this user to create, list and revoke API keys for their own "
@@ -138,7 +142,7 @@ PUBLIC = PermissionFlag(
 #: Every flag a route may carry (PUBLIC aside), grouped as SwarmUI lists them.
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
     CONFIGURE_ROLES, MANAGE_USERS, INTERRUPT_OTHERS, SHUTDOWN, RESTART, VIEW_LOGS, READ_SERVER_INFO_PANELS,
-    VIEW_AUDIT_LOG,
+    VIEW_AUDIT_LOG, VIEW_OTHERS_OUTPUTS,
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,
     CONTROL_MODEL_REFRESH, CONTROL_MEM_CLEAN, LOAD_MODELS_NOW,
     FUNDAMENTAL_MODEL_ACCESS, FUNDAMENTAL_GENERATE_TAB_ACCESS, EDIT_USER_SETTINGS, FUNDAMENTAL_FLAG, MANAGE_API_KEYS,

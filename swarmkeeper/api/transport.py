@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from swarmkeeper import dotnet
+from swarmkeeper.api.bodies import BodyTooLarge, body_cap, read_capped
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Route
 from swarmkeeper.api.users import ANONYMOUS, User
@@ -40,8 +41,9 @@ _LONG_DIGITS = re.compile(rb"\d{19}")
 class SwarmJSONResponse(JSONResponse):
     """Compact JSON (orjson), never cached; an answer already serialised is sent as it is."""
 
-    def __init__(self, content: Any, status_code: int = 200) -> None:
-        super().__init__(content, status_code=status_code, headers={"Cache-Control": "no-store"})
+    def __init__(self, content: Any, status_code: int = 200, *, close: bool = False) -> None:
+        headers = {"Cache-Control": "no-store", **({"Connection": "close"} if close else {})}
+        super().__init__(content, status_code=status_code, headers=headers)
 
     def render(self, content: Any) -> bytes:
         if isinstance(content, RawJSON):
@@ -76,7 +78,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_body(data: bytes | str) -> JSONObject:
+def parse_body(data: bytes | bytearray | str) -> JSONObject:
     """The request body as a JSON object, or a TransportError saying what is wrong with it. orjson
     reads what it can (strict UTF-8 JSON); the standard library reads the rest, says what is wrong,
     and reads any long run of digits (orjson would turn an integer past 64 bits into a float)."""
@@ -94,20 +96,26 @@ def parse_body(data: bytes | str) -> JSONObject:
     return body
 
 
-def _parse_slowly(data: bytes | str) -> Any:
+def _parse_slowly(data: bytes | bytearray | str) -> Any:
     try:
         return json.loads(data, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
         raise TransportError("internal_error", f"The request body is not valid JSON: {error}") from None
 
 
-async def read_http_body(request: Request, max_bytes: int) -> JSONObject:
+async def read_http_body(services: Services, request: Request) -> bytearray:
+    """The body, after SwarmUI's checks on its headers and ours on its size (:mod:`swarmkeeper.api.bodies`:
+    the cap is chosen before a byte of it is read). A refusal here leaves some of the body unread."""
     if not _is_json_type(request.headers.get("content-type", "")):
         raise TransportError("basic_api", "Wrong content type")
+    max_bytes = services.settings.network.MaxNetworkRequestMegabytes * 1024 * 1024
     length = dotnet.parse_int(request.headers.get("content-length", ""), 64)
     if length is None or not 0 < length < min(max_bytes, 2**31):
         raise TransportError("basic_api", "bad content length")
-    return parse_body(await request.body())
+    cap = await body_cap(services, request, length, max_bytes)
+    if length > cap:
+        raise BodyTooLarge(cap)
+    return await read_capped(request, cap, services.config.wire.body_timeout)
 
 
 async def resolve_user(services: Services, route: Route | None, body: JSONObject,
@@ -162,17 +170,19 @@ async def api_http(request: Request) -> Response:
     if request.method != "POST":
         log.error("A %s request was sent to API route '%s'; API routes only take POST", request.method, name)
         return RedirectResponse("/Error/NoGetAPI", status_code=302)
+    read = False  # a refusal before the whole body is read ends the connection (the rest stays unread)
     try:
-        body = await read_http_body(request, services.settings.network.MaxNetworkRequestMegabytes * 1024 * 1024)
-        return SwarmJSONResponse(await dispatch(services, name, body, request))
+        raw = await read_http_body(services, request)
+        read = True
+        return SwarmJSONResponse(await dispatch(services, name, parse_body(raw), request))
     except APIError as error:
         log.info("API call %s refused: %s", name, error.message)
         return SwarmJSONResponse({"error": error.message})
     except TransportError as error:
-        return SwarmJSONResponse(error_body(error), status_code=error.status_code)
+        return SwarmJSONResponse(error_body(error), status_code=error.status_code, close=not read)
     except Exception:
         log.exception("Internal error in API call %s", name)
-        return SwarmJSONResponse(error_body(INTERNAL_ERROR), status_code=400)
+        return SwarmJSONResponse(error_body(INTERNAL_ERROR), status_code=400, close=not read)
 
 
 async def api_websocket(websocket: WebSocket) -> None:

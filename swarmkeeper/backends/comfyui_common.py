@@ -133,14 +133,15 @@ class ComfyUIBackend(Backend[S]):
     # --- memory ---
 
     async def free_memory(self, system_ram: bool) -> bool:
-        """``POST /free``; True when ComfyUI took it (it acts between prompts). Raises ComfyError when
-        it could not be asked, or refused with a server error."""
+        """``POST /free``; True when ComfyUI took it (it acts between prompts; the model it held is
+        gone then). Raises ComfyError when it could not be asked, or refused with a server error."""
         try:
             await self._client().free(unload_models=True, free_memory=system_ram)
         except ComfyRequestError as error:
             if error.status >= 500:
                 raise
             return False
+        self.current_model = None
         return True
 
     # --- health monitor ---

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from swarmkeeper.dispatch import idle
 from swarmkeeper.dispatch.generate import routes as generation_routes
+from swarmkeeper.dispatch.model_load import pool_loader
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.pool.port import PoolPort
@@ -69,6 +70,7 @@ async def start(services: Services) -> None:
     pool.on_finished = ended
     metrics.add_collector(DispatchCollector(pool))
     services.extra[POOL_KEY] = pool
+    services.model_loader = pool_loader(pool)
     services.extra["session_stats"] = session_stats(pool)
     state = Dispatch(pool)
     state.tasks = [
@@ -80,7 +82,8 @@ async def start(services: Services) -> None:
     services.extra[STATE_KEY] = state
     port = services.config.comfy_port
     if port is not None and port >= 0:
-        state.port = PoolPort(lambda: services.extra.get(APP_KEY), services.config.host, port)
+        state.port = PoolPort(lambda: services.extra.get(APP_KEY), services.config.host, port,
+                              services.config.wire)
         await state.port.start()
 
 

@@ -2,8 +2,9 @@
 ``GenerateText2Image``, ``GenerateText2ImageWS`` and ``InterruptAll``. Each image is one standard
 text-to-image graph (graph.py) run through the pool, on whichever backend the scheduler gives it.
 
-swarmkeeper keeps no image history: images come back inline as ``data:image/png;base64,...``
-URLs (what SwarmUI answers for ``donotsave``, which a chaining SwarmUI sends anyway).
+Images are saved as SwarmUI saves them and answered as ``View/<user>/raw/...`` paths (served by
+outputs/view.py); with ``donotsave`` they come back inline as ``data:image/png;base64,...`` URLs, as
+SwarmUI answers then (a chaining SwarmUI sends it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -19,17 +21,22 @@ from swarmkeeper.api import basic_routes
 from swarmkeeper.api.permissions import BASIC_IMAGE_GENERATION
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
 from swarmkeeper.clients.comfyui import BinaryEvent
-from swarmkeeper.dispatch.graph import ParamError, checkpoint_name, parse_params, text_to_image
+from swarmkeeper.dispatch.generate_checks import Prepared, prepare
+from swarmkeeper.dispatch.graph import ParamError, text_to_image
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import Job, JobState
 from swarmkeeper.dispatch.pool.routes import POOL_KEY
 from swarmkeeper.dispatch.pool.transfer import fetch
-from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs
 from swarmkeeper.exceptions import APIError
+from swarmkeeper.outputs import BadPath, check_user_id
+from swarmkeeper.outputs.paths import EXTENSIONS
+from swarmkeeper.outputs.view import output_store
 from swarmkeeper.types import JSONObject
 
 routes = RouteTable()
 Send = Callable[[JSONObject], Awaitable[None]]
+#: What becomes of a finished image (its index, bytes, media type): the URL to answer.
+Output = Callable[[int, bytes, str], str]
 
 
 def pool_of(call: APICall) -> Pool:
@@ -53,10 +60,13 @@ class Tracked:
 class Generation:
     """The images of one request, followed through the pool to their files."""
 
-    def __init__(self, pool: Pool, session: str | None, send: Send | None) -> None:
+    def __init__(self, pool: Pool, session: str | None, send: Send | None, output: Output) -> None:
         self.pool = pool
         self.session = session
         self.send = send
+        self.output = output
+        #: One id for the whole request, as SwarmUI's UserRequestId (every image message carries it).
+        self.request_id = uuid.uuid4().hex
         self.events: asyncio.Queue[tuple[Tracked, str, Any]] = asyncio.Queue()
         self.tracked: list[Tracked] = []
 
@@ -119,9 +129,10 @@ class Generation:
             urls[tracked.index] = url
             if self.send is not None:
                 await self.send({"image": url, "batch_index": str(tracked.index),
-                                 "request_id": tracked.job.prompt_id if tracked.job else "", "metadata": None})
+                                 "request_id": self.request_id, "metadata": None})
 
     async def _fetch(self, tracked: Tracked, item: dict[str, Any]) -> str | None:
+        """The image read from its backend, handed to ``output``: the URL to answer, or None."""
         job = tracked.job
         record = self.pool.backend_record(job.backend_id) if job else None
         target = self.pool.targets.of(record) if record is not None else None
@@ -133,7 +144,10 @@ class Generation:
         answer = await fetch(target, params)
         if answer is None:
             return None
-        return f"data:{answer.media_type};base64,{base64.b64encode(bytes(answer.body)).decode()}"
+        try:
+            return self.output(tracked.index, bytes(answer.body), answer.media_type or "")
+        except OSError as error:
+            raise APIError(f"The generated image could not be saved: {error.strerror or error}") from None
 
     async def _progress(self, tracked: Tracked, kind: str, data: JSONObject) -> None:
         if self.send is None or tracked.job is None:
@@ -169,33 +183,48 @@ class Generation:
                     await self.pool.delete_queued([job.prompt_id])
 
 
+def data_url(index: int, body: bytes, media_type: str) -> str:
+    """An image inline, as SwarmUI answers with ``donotsave``."""
+    return f"data:{media_type};base64,{base64.b64encode(body).decode()}"
+
+
+def saver(call: APICall, prepared: Prepared) -> Output:
+    """Images saved under the caller's output folder, answered as ``View/<user>/...`` paths."""
+    store = output_store(call.services)
+    params = prepared.params
+
+    def save(index: int, body: bytes, media_type: str) -> str:
+        extension = EXTENSIONS.get(media_type.split(";", 1)[0].strip())
+        if extension is None:
+            raise APIError(f"The backend's output is not an image ({media_type or 'no type'}).")
+        return store.save(call.user.id, body, extension, index=index, prompt=params.prompt, model=params.model)
+    return save
+
+
 async def generate(call: APICall, images: int, raw: JSONObject, send: Send | None) -> list[str]:
     pool = pool_of(call)
     try:
-        params = parse_params({**raw, "images": images}).resolved()
-    except ParamError as error:
+        prepared = prepare({**raw, "images": images}, pool.union_info(), call.services.registry.all())
+        if not prepared.do_not_save:
+            check_user_id(call.user.id)  # before anything is queued
+        output = data_url if prepared.do_not_save else saver(call, prepared)
+    except (ParamError, BadPath) as error:
         raise APIError(str(error)) from None
-    if not params.model.strip():
-        raise APIError("No model selected: set 'model' to one of the models ListModels lists.")
-    info = pool.union_info()
-    spec = input_specs(info.get("CheckpointLoaderSimple", {})).get("ckpt_name")
-    known = [str(name) for name in combo_choices(spec) or []] if spec is not None else []
-    checkpoint = checkpoint_name(params.model, known) or params.model
-    generation = Generation(pool, call.session.id if call.session else None, send)
-    for index in range(params.images):
-        generation.add(text_to_image(params, checkpoint, index))
+    generation = Generation(pool, call.session.id if call.session else None, send, output)
+    for index in range(prepared.params.images):
+        generation.add(text_to_image(prepared.params, prepared.checkpoint, index))
     return await generation.run()
 
 
 @routes.route("GenerateText2Image", flag=BASIC_IMAGE_GENERATION, returns="""
-    "images": ["data:image/png;base64,iVBORw0KGgo..."]
+    "images": ["View/local/raw/2024-01-31/12340-a cat-sd15.png"]
 """)
 async def generate_text2image(
     call: APICall,
     images: Annotated[int, "The number of images to generate."],
     rawInput: Annotated[RawInput, "Raw mapping of input: the basic T2I parameters (prompt, negativeprompt, model, "
-                                  "steps, cfgscale, seed, width, height, sampler, scheduler) on the same level as "
-                                  "`images`."],
+                                  "steps, cfgscale, seed, width, height, sampler, scheduler, donotsave) on the "
+                                  "same level as `images`."],
 ) -> JSONObject:
     """Generate images from text prompts, directly as an HTTP route (on whichever backends are free)."""
     return {"images": await generate(call, images, rawInput, None)}

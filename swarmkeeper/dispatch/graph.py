@@ -46,21 +46,37 @@ class T2IParams:
         return T2IParams(**{**self.__dict__, "seed": random.randrange(0, 2**31)})
 
 
-_INTS = {"images": (1, 10_000), "steps": (1, 10_000), "seed": (-1, MAX_SEED), "width": (16, 16384),
-         "height": (16, 16384)}
+#: SwarmUI's names and ranges (T2IParamTypes): name -> (shown name, minimum, maximum).
+RANGES: dict[str, tuple[str, float, float]] = {
+    "images": ("Images", 1, 10_000), "steps": ("Steps", 0, 500), "seed": ("Seed", -1, MAX_SEED),
+    "width": ("Width", 64, 16384), "height": ("Height", 64, 16384), "cfgscale": ("CFG Scale", 0, 100),
+}
+#: Text parameters as SwarmUI shows them in its errors.
+NAMES = {"model": "Model", "sampler": "Sampler", "scheduler": "Scheduler"}
+
+
+def invalid(name: str, detail: str) -> ParamError:
+    """SwarmUI's wrapping of a parameter's validation failure (T2IParamTypes.ApplyParameter)."""
+    return ParamError(f"Invalid value for parameter {name}: {detail}")
 
 
 def _number(name: str, value: Any, kind: type) -> int | float:
+    shown, low, high = RANGES[name]
     text = dotnet.to_text(value)
     parsed = dotnet.parse_int(text, 64) if kind is int else dotnet.parse_float(text)
+    word, example = ("integer", "'0', '3', '-5'") if kind is int else ("decimal", "'0.0', '3.5', '-5.2'")
     if parsed is None:
-        raise ParamError(f"Invalid value for parameter {name}: '{text[:100]}' is not a valid {kind.__name__}.")
+        raise invalid(shown, f"Invalid {word} value for param {shown} - '{text[:100]}' - must be a valid {word} "
+                             f"(eg {example}, etc)")
+    if not low <= parsed <= high:
+        bounds = f"{low:g} and {high}" if kind is float else f"{int(low)} and {int(high)}"
+        raise invalid(shown, f"Invalid {word} value for param {shown} - '{text[:100]}' - must be between {bounds}")
     return parsed
 
 
 def parse_params(raw: Mapping[str, Any]) -> T2IParams:
     """The parameters from a request body (case-insensitive names; unknown ones are ignored, as
-    SwarmUI ignores them with a warning)."""
+    SwarmUI ignores them with a warning), with SwarmUI's ranges and error texts."""
     given = {str(key).lower(): value for key, value in raw.items()}
     values: dict[str, Any] = {}
     for name, default in T2IParams().__dict__.items():
@@ -68,18 +84,24 @@ def parse_params(raw: Mapping[str, Any]) -> T2IParams:
             continue
         if isinstance(default, str):
             values[name] = dotnet.to_text(given[name])
-        elif isinstance(default, int):
-            number = int(_number(name, given[name], int))
-            low, high = _INTS[name]
-            if not low <= number <= high:
-                raise ParamError(f"Invalid value for parameter {name}: {number} is outside {low} to {high}.")
-            values[name] = number
         else:
-            decimal = float(_number(name, given[name], float))
-            if not 0 <= decimal <= 100:
-                raise ParamError(f"Invalid value for parameter {name}: {decimal} is outside 0 to 100.")
-            values[name] = decimal
+            values[name] = int(_number(name, given[name], int)) if isinstance(default, int) else \
+                float(_number(name, given[name], float))
     return T2IParams(**values)
+
+
+def check_choice(name: str, value: str, choices: list[str]) -> str:
+    """A dropdown value (sampler, scheduler) that the backends offer, as SwarmUI checks it."""
+    if value in choices:
+        return value
+    shown = NAMES[name]
+    listed = "`, `".join(choices)
+    raise invalid(shown, f"Invalid value for param {shown} - '{value[:100]}' - must be one of: `{listed}`")
+
+
+def unknown_model(model: str) -> ParamError:
+    return invalid("Model", f"Invalid model value for param Model - '{model[:200]}' - are you sure that model name "
+                            "is correct?")
 
 
 def text_to_image(params: T2IParams, checkpoint: str, index: int = 0) -> dict[str, Any]:

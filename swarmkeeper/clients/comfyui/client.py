@@ -143,6 +143,19 @@ class ComfyClient:
         path = "/models" if folder is None else f"/models/{urllib.parse.quote(folder)}"
         return expect(await self._json("GET", path), list, path)
 
+    async def info_json(self, path: str) -> Any:
+        """``GET <path>`` of a read-only route answering JSON (``/i18n``, ``/extensions``, ...)."""
+        return await self._json("GET", path)
+
+    # ----- the web frontend
+
+    async def web_file(self, path: str) -> bytes:
+        """``GET <path>`` of ComfyUI's web frontend (``/``, ``/assets/...``, already URL-quoted):
+        the file's bytes (a missing file: ``ComfyRequestError`` with status 404)."""
+        status, raw = await self._send("GET", path, self.max_file_bytes)
+        self._check_status(status, raw)
+        return raw
+
     # ----- memory
 
     async def free(self, unload_models: bool = True, free_memory: bool = False) -> None:

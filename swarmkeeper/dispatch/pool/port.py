@@ -2,7 +2,8 @@
 paths (``/prompt``, ``/ws``) work unchanged.
 
 The port serves the main app itself, with every path moved under ``/ComfyBackendDirect``: the
-same routes, middleware (RequiredAuthorization, accounts) and checks. A port that cannot be bound
+same routes, middleware (RequiredAuthorization, accounts) and checks, and the main port's limits on
+the wire (:mod:`swarmkeeper.limits`). A port that cannot be bound
 is logged and the server carries on (the pool is still under ``/ComfyBackendDirect/``).
 """
 
@@ -19,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from swarmkeeper.dispatch.targets import DIRECT_PATH
+from swarmkeeper.limits import WireLimits, server_config
 from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
@@ -43,10 +45,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 class PoolPort:
-    def __init__(self, app: Callable[[], ASGIApp | None], host: str, port: int) -> None:
+    def __init__(self, app: Callable[[], ASGIApp | None], host: str, port: int,
+                 limits: WireLimits | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.limits = limits or WireLimits()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -74,8 +78,8 @@ class PoolPort:
             log.warning("The ComfyUI pool cannot listen on %s:%s (%s); it is still served under %s/ on the main "
                         "port", self.host, self.port, error.strerror or error, DIRECT_PATH)
             return False
-        config = uvicorn.Config(self, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2,
-                                timeout_keep_alive=COMFY_KEEP_ALIVE_SECONDS)
+        config = server_config(self, self.limits, keep_alive=COMFY_KEEP_ALIVE_SECONDS, lifespan="off",
+                               log_config=None, access_log=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="comfy-pool-port")
         log.info("ComfyUI pool listening on http://%s:%s (point any ComfyUI client here)", self.host, self.port)

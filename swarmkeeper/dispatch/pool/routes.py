@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 
 from swarmkeeper import dotnet
 from swarmkeeper.api.permissions import FUNDAMENTAL_GENERATE_TAB_ACCESS
-from swarmkeeper.dispatch.pool import history, info, mask, transfer
+from swarmkeeper.dispatch.pool import frontend, history, info, mask, transfer, userdata_routes
 from swarmkeeper.dispatch.pool.body import TooLarge, body_limit, read_capped
 from swarmkeeper.dispatch.pool.origin import cross_site_refusal
 from swarmkeeper.dispatch.pool.validate import error_body
@@ -186,10 +186,6 @@ async def embeddings(pool: Pool, request: Request, pin: int | None) -> Response:
     return ComfyJSON([str(name).rsplit(".", 1)[0] for name in found])
 
 
-async def extensions(pool: Pool, request: Request, pin: int | None) -> Response:
-    return ComfyJSON([])
-
-
 async def free(pool: Pool, request: Request, pin: int | None) -> Response:
     body, bad = await read_json(request)
     if bad is not None:
@@ -237,8 +233,9 @@ TABLE: list[tuple[str, str, Handler]] = [
     ("GET", "/object_info", object_info), ("GET", "/object_info/{node_class}", object_info),
     ("GET", "/system_stats", system_stats), ("GET", "/features", features),
     ("GET", "/models", models), ("GET", "/models/{folder}", models), ("GET", "/embeddings", embeddings),
-    ("GET", "/extensions", extensions), ("POST", "/free", free),
+    ("POST", "/free", free),
     ("GET", "/view", view), ("POST", "/upload/image", upload_image), ("POST", "/upload/mask", upload_mask),
+    *frontend.TABLE, *userdata_routes.TABLE,
 ]
 
 
@@ -248,4 +245,6 @@ def pool_routes(prefix: str) -> list[BaseRoute]:
     for base in (prefix, f"{prefix}/api"):
         routes += [Route(base + path, guarded(handler), methods=[method]) for method, path, handler in TABLE]
         routes += [WebSocketRoute(f"{base}/ws", ws), Route(f"{base}/ws", ws_without_upgrade, methods=["GET"])]
+    # ComfyUI's page and its files, last: every path above is a route of the API
+    routes.append(Route(prefix + "/{path:path}", guarded(frontend.WebFiles().serve), methods=["GET"]))
     return routes
