@@ -1,7 +1,7 @@
 """1,000 backends under one server (issue 15, point 4), on loopback, bounded in time and count.
 
     .venv/bin/python bench/thousand_backends.py [--backends 1000] [--clients 32] [--seconds 5]
-        [--fakes 4] [--unreachable_first 300] [--prompts 320] [--toggles 6]
+        [--fakes 4] [--unreachable_first 300] [--prompts 320] [--restarts 6]
 
 Part 1, the init queue: a server with the default settings (MaxBackendInitAttempts 3, so 4
 attempts 1 s apart); ``--unreachable_first`` by-URL backends whose address has nothing listening
@@ -13,8 +13,8 @@ Part 2, the scale: a server with ``--backends`` by-URL backends, half pointing a
 MaxBackendInitAttempts huge, so they go waiting -> loading -> waiting every second: statuses move
 all the time), half at ``--fakes`` fake ComfyUIs (swarmkeeper_doubles) in one child process. Then:
 the server's RSS per backend (after minus before adding them; goal: under 200 KB); ``ListBackends``
-from ``--clients`` connections for ``--seconds`` (goal: p99 under 50 ms), and meanwhile a healthy
-backend toggled off and on ``--toggles`` times, each change timed from the request to its event on
+from ``--clients`` connections for ``--seconds`` (goal: p99 under 50 ms), and a healthy backend
+restarted ``--restarts`` times (before, and during that load), each timed from the request to its first event on
 the page's push stream (``/events/backends``; goal: within 1 s); then ``--prompts`` prompts from
 ``--clients`` clients through the ComfyUI pool, and the scheduler's own time per decision from
 /metrics (goal: under 1 ms).
@@ -234,13 +234,16 @@ class PushStream:
         return float("inf")
 
 
-async def toggle_times(api: API, stream: PushStream, backend_id: int, toggles: int) -> list[float]:
+async def restart_times(api: API, stream: PushStream, backend_id: int, restarts: int) -> list[float]:
+    """Restart a running backend ``restarts`` times (no file is saved, unlike a toggle or an edit):
+    each time, seconds from the request to its first status change (``disabled``, "Shut down.")
+    arriving on the push stream; then wait for it to run again."""
     delays: list[float] = []
-    for n in range(toggles):
-        enabled = n % 2 == 1
+    for _ in range(restarts):
         sent = time.perf_counter()
-        await api.call("ToggleBackend", backend_id=backend_id, enabled=enabled)
-        delays.append(await stream.wait_for(backend_id, "running" if enabled else "disabled", sent))
+        await api.call("RestartBackends", backend=str(backend_id))
+        delays.append(await stream.wait_for(backend_id, "disabled", sent))
+        await stream.wait_for(backend_id, "running", sent)
     return delays
 
 
@@ -273,20 +276,19 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
         reader = asyncio.create_task(stream.read())
         try:
             await asyncio.wait_for(stream.ready.wait(), 10)
-            quiet_delays = await toggle_times(api, stream, reachable_ids[0], options.toggles)
+            quiet_delays = await restart_times(api, stream, reachable_ids[0], options.restarts)
             port = int(server.url.rsplit(":", 1)[1])
             request = post_request("127.0.0.1", port, "/API/ListBackends",
                                    json.dumps({"session_id": api.session}).encode())
             events_before, stream_started = stream.events, time.perf_counter()
             load, delays = await both(run_load("127.0.0.1", port, request, seconds=options.seconds,
                                                connections=options.clients),
-                                      toggle_times(api, stream, reachable_ids[0], options.toggles))
+                                      restart_times(api, stream, reachable_ids[0], options.restarts))
             events_per_s = (stream.events - events_before) / (time.perf_counter() - stream_started)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
                 await reader
-        await api.call("ToggleBackend", backend_id=reachable_ids[0], enabled=True)
         body = (await api.http.post("/API/ListBackends", json={"session_id": api.session})).content
     decisions_before = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum"), \
         await metric(server, "swarmkeeper_dispatch_decision_seconds_count")
@@ -295,16 +297,16 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
     count = await metric(server, "swarmkeeper_dispatch_decision_seconds_count") - decisions_before[1]
     print(f"  ListBackends: {load.requests} answers of {len(body) // KB} KB in {load.seconds:.1f} s "
           f"({load.rps:.0f}/s), errors {load.errors}; the push stream carried {events_per_s:.0f} events/s "
-          f"({stream.resyncs} resyncs); toggles seen after {', '.join(f'{d:.3f}' for d in delays)} s")
+          f"({stream.resyncs} resyncs); restarts seen after {', '.join(f'{d:.3f}' for d in delays)} s")
     print(f"  with nothing asked of it, the server used {churn_cpu:.0%} of one core (the moving statuses, the "
-          f"health checks); toggles seen after {', '.join(f'{d:.3f}' for d in quiet_delays)} s")
+          f"health checks); restarts seen after {', '.join(f'{d:.3f}' for d in quiet_delays)} s")
     figures = [
         Figure(f"ListBackends p99 ({options.clients} connections, statuses moving)",
                load.percentile(0.99) * 1000, "ms", 50, f"p50 {load.median * 1000:.1f} ms, {load.rps:.0f}/s"),
         Figure(f"scheduler decision, mean over {count:.0f} prompts", total / max(count, 1) * 1000, "ms", 1.0),
         Figure(f"server RSS per backend ({len(addresses)} backends)", (rss_after - rss_empty) / len(addresses) / KB,
                "KB", 200, f"RSS {rss_empty / KB / KB:.0f} MB with none, {rss_after / KB / KB:.0f} MB"),
-        Figure("status change on the push stream (slowest toggle)", max(quiet_delays), "s", 1.0,
+        Figure("status change on the push stream (slowest restart)", max(quiet_delays), "s", 1.0,
                f"median {statistics.median(quiet_delays):.3f} s"),
         Figure(f"the same, while {options.clients} connections read ListBackends", max(delays), "s", 1.0,
                f"median {statistics.median(delays):.3f} s"),
@@ -357,7 +359,7 @@ def main() -> None:
     parser.add_argument("--fakes", type=int, default=4)
     parser.add_argument("--unreachable_first", type=int, default=300)
     parser.add_argument("--prompts", type=int, default=320)
-    parser.add_argument("--toggles", type=int, default=6)
+    parser.add_argument("--restarts", type=int, default=6)
     options = parser.parse_args()
     urls, fakes = start_fakes(options.fakes, job_seconds=0.01)
     wait_answering(urls)
