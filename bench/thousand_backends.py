@@ -166,15 +166,18 @@ async def watch(api: API, until: Callable[[dict[str, dict[str, object]]], bool],
 async def init_queue_part(server: Server, healthy_url: str, unreachable: int) -> list[Figure]:
     attempts, pause = 4, 1.0  # SwarmUI's defaults: MaxBackendInitAttempts 3 (+ the first), 1 s apart
     async with API(server) as api:
-        failing = await add_all(api, nowhere(unreachable))
-        healthy, healthy_at = await api.add(healthy_url)
-        seen: dict[tuple[int, str], float] = {}
+        seen: dict[tuple[int, str], float] = {}  # watched from the first add on
+        added: list[int] = []  # the healthy one's id, once all are added
 
         def settled(listing: dict[str, dict[str, object]]) -> bool:
-            return listing[str(healthy)]["status"] == "running" and all(
+            return bool(added) and listing[str(added[0])]["status"] == "running" and all(
                 listing[str(i)]["status"] == "errored" for i in failing)
 
-        listing = await watch(api, settled, seen, time.perf_counter() + attempts * pause + 60)
+        watcher = asyncio.create_task(watch(api, settled, seen, time.perf_counter() + 300))
+        failing = await add_all(api, nowhere(unreachable))
+        healthy, healthy_at = await api.add(healthy_url)
+        added.append(healthy)
+        listing = await watcher
     healthy_s = seen.get((healthy, "running"), float("inf")) - healthy_at
     errored = [seen.get((i, "errored"), float("inf")) - at for i, (_, at) in failing.items()]
     after_last = max(seen.get((i, "errored"), float("inf")) for i in failing) - healthy_at
