@@ -7,7 +7,7 @@ run: setup
 test: setup-test
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	.venv/bin/pytest $(ARGS)
+	scripts/test $(ARGS)
 
 # A first image: installs the real ComfyUI (.peers/), makes the tiny model, starts swarmkeeper on
 # ./DemoData with a self-starting ComfyUI backend, prints where to open.

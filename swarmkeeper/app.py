@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -28,6 +29,7 @@ from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.backends.store import BackendStore
 from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.control import ControlWatch
 from swarmkeeper.datadir import make_private_dir, private_paths, tighten
 from swarmkeeper.db import Database
 from swarmkeeper.dispatch.feature import APP_KEY, DISPATCH
@@ -83,7 +85,7 @@ async def start_services(config: ServerConfig, logs: LogStore | None = None,
     features = FEATURES if features is None else features
     make_private_dir(config.data_dir)
     tighten(private_paths(config.data_dir, config.backends_path, config.settings_path))
-    settings = ServerSettings.load(config.settings_path)
+    settings = ServerSettings.load(config.settings_path, write_default=not config.no_persist)
     db = await Database.open(config.db_path)
     services = _services(config, settings, db, logs, features)
     started: list[Feature] = []
@@ -112,11 +114,14 @@ def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs
     services = Services(
         config=config, settings=settings, db=db, sessions=SessionStore(db), users=LocalOwner(config.user_id),
         types=backend_types(config), registry=registry, manager=None,  # type: ignore[arg-type]  # set below
-        events=events, logs=logs or LogStore(), routes=api_routes(features))
+        events=events, logs=logs or LogStore(), routes=api_routes(features),
+        control=ControlWatch(max(config.require_control_within, 0.0) * 60))
     backend_services = BackendServices(data_dir=config.data_dir, server_id=services.server_id,
-                                       ports=port_counter(settings), metrics=services.metrics, extra=dict(config.extra))
+                                       ports=port_counter(settings), metrics=services.metrics,
+                                       autoscale=config.autoscale, extra=dict(config.extra))
     services.manager = BackendManager(types=services.types, registry=registry, lifecycle=lifecycle,
-                                      store=BackendStore(config.backends_path), services=backend_services,
+                                      store=BackendStore(config.backends_path, persist=not config.no_persist),
+                                      services=backend_services,
                                       events=events)
     return services
 
@@ -144,6 +149,15 @@ def http_routes(features: list[Feature]) -> list[BaseRoute]:
     return routes
 
 
+def _request_shutdown(app: Starlette) -> None:
+    """Stop as Ctrl-C does, when run by ``swarmkeeper serve`` (which sets app.state.request_shutdown)."""
+    request = getattr(app.state, "request_shutdown", None)
+    if request is not None:
+        request()
+    else:
+        log.warning("This server was not started by 'swarmkeeper serve'; it cannot stop itself")
+
+
 def create_app(config: ServerConfig, logs: LogStore | None = None, features: list[Feature] | None = None) -> Starlette:
     chosen = FEATURES if features is None else features
 
@@ -154,9 +168,11 @@ def create_app(config: ServerConfig, logs: LogStore | None = None, features: lis
         services = getattr(app.state, "services", None) or await start_services(config, logs, chosen)
         app.state.services = services
         services.extra[APP_KEY] = app  # what the ComfyUI pool's own port serves
+        watch = asyncio.create_task(services.control.run(lambda: _request_shutdown(app)), name="control-watch")
         try:
             yield
         finally:
+            watch.cancel()
             await stop_services(services, chosen)
 
     middleware = [item for feature in chosen for item in feature.middleware()]

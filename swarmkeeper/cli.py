@@ -82,6 +82,12 @@ def serve_parser(commands: Subcommands) -> None:
     _add_flag(serve, "keep_backends", type=_bool_flag, nargs="?", const=True, default=False,
               help="On a graceful stop, leave self-started ComfyUIs running (with their loaded models) for the next "
                    "start to adopt, instead of stopping them (true/false; bare flag means true).")
+    _add_flag(serve, "require_control_within", type=float, default=0.0, metavar="MINUTES",
+              help="Shut down when no AdminTakeControl call (an autoscaling master's ping) came within this many "
+                   "minutes (default 0: never). For autoscaled workers.")
+    _add_flag(serve, "no_persist", type=_bool_flag, nargs="?", const=True, default=False,
+              help="Write nothing to the data folder: the database in memory, no Settings.fds, no backend saves, no "
+                   "log files (true/false; bare flag means true). For autoscaled workers.")
     _limit_flags(serve)
     serve.set_defaults(run=run_serve)
 
@@ -158,8 +164,10 @@ def run_serve(args: argparse.Namespace) -> int:
                           public_metrics=args.public_metrics,
                           ready_requires_backend=args.ready_requires_backend, comfy_port=args.comfy_port,
                           allowed_origins=args.allowed_origins,
-                          backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends)
-    policy = RotationPolicy(max_bytes=int(max(args.log_max_mb, 0) * 1024 * 1024), backups=max(args.log_backups, 0))
+                          backend_type_modules=tuple(args.backend_types), keep_backends=args.keep_backends,
+                          require_control_within=args.require_control_within, no_persist=args.no_persist)
+    log_mb = 0 if args.no_persist else max(args.log_max_mb, 0)
+    policy = RotationPolicy(max_bytes=int(log_mb * 1024 * 1024), backups=max(args.log_backups, 0))
     lock = hold_data_dir(config.data_dir)  # held until the process ends, however it ends
     if lock is None:
         return START_FAILED

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmkeeper import fds
+from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
 from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, schema_of, text
 from swarmkeeper.exceptions import DataFileError, SettingsError
 from swarmkeeper.files import read_text, write_atomic
@@ -55,6 +56,14 @@ class ServerConfig:
     #: --keep_backends: a graceful stop leaves self-started ComfyUIs running for the next start to
     #: adopt (SwarmUI, and the default: they are stopped).
     keep_backends: bool = False
+    #: --require_control_within: minutes after which a server that got no AdminTakeControl shuts
+    #: itself down (0: never), as SwarmUI's autoscaled workers do.
+    require_control_within: float = 0.0
+    #: --no_persist: write nothing to the data folder (the database in memory, no Settings.fds, no
+    #: backend saves, no log files): for short-lived workers that share an install.
+    no_persist: bool = False
+    #: The autoscaling backend's timings (tests shorten them; see backends/autoscale_timings.py).
+    autoscale: AutoscaleTimings = field(default_factory=AutoscaleTimings)
     #: The limits on the wire of both ports (timeouts, connection cap, anonymous body cap, proxy headers).
     wire: WireLimits = field(default_factory=WireLimits)
     #: What backends find in ``BackendServices.extra`` from the start (before any init runs): tests
@@ -70,8 +79,8 @@ class ServerConfig:
         return self.settings_file or self.data_dir / "Settings.fds"
 
     @property
-    def db_path(self) -> Path:
-        return self.data_dir / "swarmkeeper.db"
+    def db_path(self) -> Path | str:
+        return ":memory:" if self.no_persist else self.data_dir / "swarmkeeper.db"
 
 
 @dataclass(frozen=True)
@@ -152,12 +161,15 @@ class ServerSettings:
     userauthorization: UserAuthorizationSettings = field(default_factory=UserAuthorizationSettings)
 
     @classmethod
-    def load(cls, path: Path) -> ServerSettings:
-        """Read Settings.fds, or write a default one when there is none; DataFileError when the
-        file is there but cannot be used as it is (it is left untouched)."""
+    def load(cls, path: Path, *, write_default: bool = True) -> ServerSettings:
+        """Read Settings.fds, or write a default one when there is none (unless ``write_default`` is
+        off: --no_persist); DataFileError when the file is there but cannot be used as it is (it is
+        left untouched)."""
         raw = read_text(path)
         if raw is None:
             settings = cls()
+            if not write_default:
+                return settings
             try:
                 write_atomic(path, fds.dumps(settings.to_fds()))
             except OSError as error:

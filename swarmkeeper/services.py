@@ -17,6 +17,7 @@ from swarmkeeper.backends.manager import BackendManager
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.config import ServerConfig, ServerSettings
+from swarmkeeper.control import ControlWatch
 from swarmkeeper.db import Database
 from swarmkeeper.events import EventHub
 from swarmkeeper.logs import LogStore
@@ -48,5 +49,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     #: CPU, RAM and GPU readings (GetServerResourceInfo).
     resources: ResourceReader = field(default_factory=ResourceReader)
+    #: When a master last took control (AdminTakeControl; --require_control_within).
+    control: ControlWatch = field(default_factory=ControlWatch)
     #: Parts added by later features (scheduler, accounts, metrics), by name.
     extra: dict[str, Any] = field(default_factory=dict)

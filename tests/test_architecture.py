@@ -7,6 +7,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import swarmkeeper
@@ -35,3 +36,15 @@ def test_imports_keep_to_the_layers() -> None:
                "--no-cache"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stdout
+
+
+def test_dispatch_is_forbidden_every_backend_type_module() -> None:
+    """The contract "Dispatch imports no backend type module" names each comfyui_* and swarm* module
+    (import-linter takes no partial wildcards): a new one is added to it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["name"].startswith("Dispatch imports"))
+    backends = ROOT / "swarmkeeper" / "backends"
+    type_modules = {f"swarmkeeper.backends.{path.stem}" for path in backends.glob("*.py")
+                    if path.stem.startswith(("comfyui_", "swarm"))}
+    assert contract["source_modules"] == ["swarmkeeper.dispatch"]
+    assert len(type_modules) > 10 and set(contract["forbidden_modules"]) == type_modules

@@ -43,7 +43,7 @@ def object_info_calls(fake: FakeComfyUI) -> int:
 async def test_types_are_listed_in_swarmui_order_with_swarmui_flags(api: APIClient) -> None:
     listed = {t["id"]: t for t in (await api.ok("ListBackendTypes"))["list"]}
     ids = [type_id for type_id in listed if not type_id.startswith("swarmkeeper_")]
-    assert ids == ["swarmswarmbackend", "comfyui_api", "comfyui_selfstart"]
+    assert ids == ["swarmswarmbackend", "autoscalingbackend", "comfyui_api", "comfyui_selfstart"]
     by_url, self_start = listed["comfyui_api"], listed["comfyui_selfstart"]
     assert (by_url["name"], by_url["is_standard"]) == ("ComfyUI API By URL", False)
     assert (self_start["name"], self_start["is_standard"]) == ("ComfyUI Self-Starting", True)

@@ -54,6 +54,7 @@ class PermissionFlag:
 
 # Groups and flags with SwarmUI's own ids, names and texts (src/Accounts/Permissions.cs).
 ADMIN = PermissionGroup("Admin", "Permissions for server administration access.")
+SPECIAL = PermissionGroup("Special", "Special permissions that don't make sense to give out.")
 BACKENDS_ADMIN = PermissionGroup("Backends Admin", "Permissions for managing backends.")
 CONTROL = PermissionGroup("Control", "Control over common server functionality.")
 USER_GROUP = PermissionGroup("User", "Permissions related to basic user access.")
@@ -71,6 +72,9 @@ INTERRUPT_OTHERS = PermissionFlag(
     Level.ADMINS, ADMIN, Safety.POWERFUL)
 SHUTDOWN = PermissionFlag(
     "shutdown", "Shutdown Server", "Allows the user to fully shut down the server.", Level.NOBODY, ADMIN, Safety.SAFE)
+AUTOMATED_CONTROL = PermissionFlag(
+    "automated_control", "Automated Control", "Allows the user account to be used as an automated remote control "
+    "system.", Level.NOBODY, SPECIAL, Safety.POWERFUL)
 RESTART = PermissionFlag(
     "restart", "Restart Server", "Allows the user to fully restart the server.", Level.ADMINS, ADMIN, Safety.SAFE)
 VIEW_LOGS = PermissionFlag(
@@ -141,6 +145,7 @@ PUBLIC = PermissionFlag(
 
 #: Every flag a route may carry (PUBLIC aside), grouped as SwarmUI lists them.
 ALL_FLAGS: tuple[PermissionFlag, ...] = (
+    AUTOMATED_CONTROL,  # SwarmUI's Special group, after "*"
     CONFIGURE_ROLES, MANAGE_USERS, INTERRUPT_OTHERS, SHUTDOWN, RESTART, VIEW_LOGS, READ_SERVER_INFO_PANELS,
     VIEW_AUDIT_LOG, VIEW_OTHERS_OUTPUTS,
     VIEW_BACKENDS_LIST, ADD_REMOVE_BACKENDS, EDIT_BACKENDS, RESTART_BACKENDS, TOGGLE_BACKENDS,

@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
+from swarmkeeper.backends.demand import DemandBoard
 from swarmkeeper.backends.settings import Schema, schema_of
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.metrics import Metrics
 from swarmkeeper.types import BackendId, JSONObject
 
 if TYPE_CHECKING:
+    from swarmkeeper.backends.prompts import NoPrompts, PromptTarget
     from swarmkeeper.backends.record import BackendRecord
 
 S = TypeVar("S")
@@ -53,6 +56,10 @@ class BackendServices:
     ports: PortCounter = field(default_factory=PortCounter)
     #: Where backends, the lifecycle and the manager record facts (restarts: RestartCause.CRASH).
     metrics: Metrics = field(default_factory=Metrics)
+    #: The work waiting for backends (filled in by dispatch; read by the autoscaling backend).
+    demand: DemandBoard = field(default_factory=DemandBoard)
+    #: How often the autoscaling backend looks, pings its workers, and how long they get to end.
+    autoscale: AutoscaleTimings = field(default_factory=AutoscaleTimings)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,11 +83,17 @@ class BackendHost(Protocol[S_co]):
         """False for a non-real backend (spawned by a parent, never saved)."""
         ...
 
+    @property
+    def control(self) -> bool:
+        """A non-real backend spawned to stand for a whole server, as a real one would (SwarmUI's
+        IsSpecialControlled: an autoscaling backend's workers)."""
+        ...
+
     def set_status(self, status: BackendStatus, reason: str = "") -> None: ...
 
     def changed(self) -> None: ...
 
-    def spawn_child(self, type_id: str, settings: Any, title: str) -> BackendRecord: ...
+    def spawn_child(self, type_id: str, settings: Any, title: str, *, control: bool = False) -> BackendRecord: ...
 
     async def remove_child(self, child: BackendRecord) -> None: ...
 
@@ -100,6 +113,9 @@ class Backend(abc.ABC, Generic[S]):
     can_load_models: bool = True
     #: The loaded model's name, if the type tracks one.
     current_model: str | None = None
+    #: It can add backends for waiting work now (an autoscaling backend below its maximum): a
+    #: request no backend can take waits for it instead of failing.
+    grows: bool = False
 
     def __init__(self, host: BackendHost[S]) -> None:
         self.host = host
@@ -142,6 +158,12 @@ class Backend(abc.ABC, Generic[S]):
     async def free_memory(self, system_ram: bool) -> bool:
         """Ask the backend to free VRAM (and system RAM too if asked); True if it did."""
         return False
+
+    def prompt_target(self) -> PromptTarget | NoPrompts | None:
+        """How dispatch sends ComfyUI prompts here (``backends/prompts.py``): None for a type that
+        runs none. Called for every scheduling decision: keep it cheap (build the target once per
+        address)."""
+        return None
 
     async def refresh_models(self) -> None:
         """Re-read the model lists (``models``) from wherever they come from; TriggerRefresh calls

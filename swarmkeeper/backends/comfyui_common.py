@@ -1,9 +1,10 @@
 """What both ComfyUI backend types share: the connection, the init core (``GET /object_info``
 into model lists and features, per backend), freeing memory, and the health monitor's switch.
 
-The attributes the generation dispatcher relies on are part of the contract and keep their
-names: ``api_url``, ``node_classes``, ``object_info``, ``models``, ``features``, ``max_usages``
-and ``reload_object_info()``.
+Dispatch sends prompts through :meth:`ComfyUIBackend.prompt_target` (its ``api_url``, its
+``client``, its ``object_info``); the attributes other parts read keep their names: ``api_url``,
+``node_classes``, ``object_info``, ``models``, ``features``, ``max_usages`` and
+``reload_object_info()``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from swarmkeeper.backends.base import Backend, BackendHost
 from swarmkeeper.backends.comfyui_info import INFO_BOOK, SWARM_CORE_NODE, ComfyInfo
 from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
+from swarmkeeper.backends.prompts import PromptTarget
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.types import JSONObject
@@ -61,6 +63,7 @@ class ComfyUIBackend(Backend[S]):
         #: The devices ``/system_stats`` last listed (empty until read, and once disconnected).
         self.devices: tuple[ComfyDevice, ...] = ()
         self._devices_task: asyncio.Task[None] | None = None
+        self._target: PromptTarget | None = None
 
     @property
     def timings(self) -> ComfyTimings:
@@ -105,6 +108,15 @@ class ComfyUIBackend(Backend[S]):
         if devices != self.devices:
             self.devices = devices
             self.host.changed()
+
+    def prompt_target(self) -> PromptTarget:
+        """Prompts go to ``api_url`` through ``client``; what it runs is its ``object_info``."""
+        target = self._target
+        if target is None or target.address != self.api_url:
+            target = PromptTarget(f"{self.host.id}@{self.api_url}", self.api_url, lambda: self.client,
+                                  lambda: self.object_info)
+            object.__setattr__(self, "_target", target)  # a cache: not a change the API shows
+        return target
 
     def _client(self) -> ComfyClient:
         if self.client is None:

@@ -73,14 +73,17 @@ class BackendManager:
     # --- records ---
 
     def _new_record(self, backend_id: BackendId, backend_type: BackendType[Any], settings: Any, *,
-                    title: str = "", enabled: bool = True, parent: BackendRecord | None = None) -> BackendRecord:
+                    title: str = "", enabled: bool = True, parent: BackendRecord | None = None,
+                    control: bool = False) -> BackendRecord:
         return BackendRecord(id=backend_id, type=backend_type, settings=settings, services=self.services,
                              pool=self, on_change=self._status_changed, title=title, enabled=enabled,
-                             real=parent is None, parent=parent)
+                             real=parent is None, parent=parent, control=control)
 
     def _status_changed(self, record: BackendRecord) -> None:
         log.debug("Backend #%s is now %s: %s", record.id, record.status, record.status_reason)
-        self.services.metrics.status_changed(record.type.id, record.status)
+        if record.counted_status is not record.status:  # a new reason alone is no transition
+            record.counted_status = record.status
+            self.services.metrics.status_changed(record.type.id, record.status)
         self.registry.notify()
         self._publish(EventKind.STATUS, record)
 
@@ -348,11 +351,13 @@ class BackendManager:
 
     # --- non-real children (ChildPool) ---
 
-    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str) -> BackendRecord:
+    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str, *,
+                    control: bool = False) -> BackendRecord:
         backend_type = self.types.get(type_id)
         if backend_type is None:
             raise ValueError(f"Unknown backend type {type_id}")
-        child = self._new_record(self.registry.new_nonreal_id(), backend_type, settings, title=title, parent=parent)
+        child = self._new_record(self.registry.new_nonreal_id(), backend_type, settings, title=title, parent=parent,
+                                 control=control)
         self.registry.add(child)
         self._publish(EventKind.ADDED, child)
         self.lifecycle.schedule_init(child)

@@ -17,7 +17,8 @@ from swarmkeeper.types import BackendId
 class ChildPool(Protocol):
     """Where non-real children come from (the manager)."""
 
-    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str) -> BackendRecord: ...
+    def spawn_child(self, parent: BackendRecord, type_id: str, settings: Any, title: str, *,
+                    control: bool = False) -> BackendRecord: ...
 
     async def remove_child(self, child: BackendRecord) -> None: ...
 
@@ -54,6 +55,8 @@ class BackendRecord:
     enabled: bool = True
     real: bool = True
     parent: BackendRecord | None = None
+    #: A non-real control instance (see BackendHost.control).
+    control: bool = False
 
     status: BackendStatus = BackendStatus.WAITING
     #: Why the status is what it is, in words a user can act on ("" when running).
@@ -79,6 +82,9 @@ class BackendRecord:
     init_task: asyncio.Task[None] | None = field(default=None, init=False)
     #: Bumped by every schedule_init, so a stale queue entry can tell it is stale.
     init_generation: int = field(default=0, init=False)
+
+    #: The status last counted as a transition (a change of reason alone is no transition).
+    counted_status: BackendStatus | None = field(default=None, init=False)
 
     #: The :class:`ChangeClock` tick of the last change to this entry or its backend (any attribute
     #: assignment), so views of it can be cached and rebuilt only when it changed.
@@ -110,8 +116,8 @@ class BackendRecord:
         self.status_reason = reason
         self.on_change(self)
 
-    def spawn_child(self, type_id: str, settings: Any, title: str) -> BackendRecord:
-        return self.pool.spawn_child(self, type_id, settings, title)
+    def spawn_child(self, type_id: str, settings: Any, title: str, *, control: bool = False) -> BackendRecord:
+        return self.pool.spawn_child(self, type_id, settings, title, control=control)
 
     async def remove_child(self, child: BackendRecord) -> None:
         await self.pool.remove_child(child)

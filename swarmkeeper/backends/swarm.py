@@ -14,8 +14,9 @@ from swarmkeeper.backends.swarm_settings import TYPE_ID, SwarmSettings
 
 
 def swarm_backend(host: BackendHost[SwarmSettings]) -> Backend[SwarmSettings]:
-    """A parent for a real backend, a child for one its parent spawned."""
-    return SwarmParent(host) if host.real else SwarmChild(host)
+    """A parent for a real backend (or a control instance an autoscaling backend spawned for a
+    worker), a child for one its parent spawned."""
+    return SwarmParent(host) if host.real or host.control else SwarmChild(host)
 
 
 SWARM_TYPE: BackendType[SwarmSettings] = BackendType(

@@ -1,21 +1,27 @@
 """A non-real Swarm-API child: stands for one running backend of the remote server.
 
 Its parent spawns it, links it (:meth:`SwarmChild.link`) and keeps it up to date on every refresh;
-the child holds its own session on the remote, as SwarmUI's children do. What the scheduler and
-dispatch need is here: ``remote_url``, ``remote_id``, ``remote_type`` and ``client`` (the
-session-bearing :class:`SwarmClient`).
+the child holds its own session on the remote, as SwarmUI's children do. What the scheduler
+needs is here: ``remote_url``, ``remote_id``, ``remote_type`` and ``client`` (the session-bearing
+:class:`SwarmClient`). Dispatch sends it prompts through :meth:`SwarmChild.prompt_target`: to the
+remote server's pool (``<address>/ComfyBackendDirect/``) with SwarmUI's ``X-Swarm-Backend-ID``
+header naming the remote backend, so the remote server runs them there and prompts spread over a
+tree of machines.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from swarmkeeper.backends.base import Backend, BackendHost
+from swarmkeeper.backends.prompts import DIRECT_PATH, PIN_HEADER, NoPrompts, PromptTarget
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_remote import RemoteBackend
 from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
+from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.swarm import SwarmAuthRefused, SwarmClient, SwarmError, SwarmProtocolError, SwarmUnreachable
 from swarmkeeper.exceptions import BackendConfigError
 from swarmkeeper.types import JSONObject
@@ -46,6 +52,9 @@ class SwarmChild(Backend[SwarmSettings]):
         self._models: Mapping[str, Sequence[str]] = {}
         #: True while the status only mirrors the parent losing its remote.
         self.mirrored = False
+        #: The remote pool's client and the target using it, for this connection and remote id.
+        self._pool: tuple[Connection, int, PromptTarget, ComfyClient] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # --- what the parent tells it ---
 
@@ -103,6 +112,36 @@ class SwarmChild(Backend[SwarmSettings]):
     def models(self) -> Mapping[str, Sequence[str]]:
         return self._models
 
+    def prompt_target(self) -> PromptTarget | NoPrompts:
+        """The remote server's pool, pinned to the remote backend; what it runs is asked of that pool
+        (``node_list`` None)."""
+        link = self.linked
+        if link is None:
+            return NoPrompts("No loaded remote backend.")
+        if self.client is None:  # not initialised, or shut down: no client to close later is opened
+            return NoPrompts("This remote backend is not connected.")
+        pool = self._pool
+        if pool is None or pool[0] != link.connection or pool[1] != link.remote.id:
+            pool = self._open_pool(link.connection, link.remote.id)
+        return pool[2]
+
+    def _open_pool(self, connection: Connection, remote_id: int) -> tuple[Connection, int, PromptTarget, ComfyClient]:
+        headers = {**connection.headers, PIN_HEADER: str(remote_id)}
+        client = ComfyClient(connection.address + DIRECT_PATH, headers=headers, timeout=connection.timeout)
+        target = PromptTarget(f"{self.host.id}@{connection.address}#{remote_id}", client.address.url,
+                              lambda: client, None, remote=True)
+        self._close_pool()
+        pool = (connection, remote_id, target, client)
+        object.__setattr__(self, "_pool", pool)  # a cache: not a change the API shows
+        return pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            task = asyncio.get_running_loop().create_task(self._pool[3].aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            object.__setattr__(self, "_pool", None)
+
     # --- Backend ---
 
     async def init(self) -> None:
@@ -128,6 +167,9 @@ class SwarmChild(Backend[SwarmSettings]):
         client, self.client = self.client, None
         if client is not None:
             await client.aclose()
+        self._close_pool()
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
     async def call(self, route: str, /, **params: Any) -> JSONObject:
         """Call a route on the remote with this child's session (re-made if the remote forgot it)."""

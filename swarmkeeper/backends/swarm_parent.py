@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from swarmkeeper.backends.base import Backend, BackendHost
+from swarmkeeper.backends.prompts import NoPrompts
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_child import RemoteLink, SwarmChild, lost_status
 from swarmkeeper.backends.swarm_remote import Plan, RemoteBackend, fetch_models, loop_reason, plan, read_listing
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 #: Seconds between looks at the remote: while its backends load, and once they are up.
 LOADING_POLL, WATCH_POLL = 1.0, 5.0
 SELF_CONNECTION = "Swarm connected to itself, backend load failed."
+#: SwarmUI's refusal of a generation on a control instance.
+CONTROL_ONLY = NoPrompts("Control instances cannot generate.")
 
 
 class SelfConnection(SwarmError):
@@ -66,6 +69,10 @@ class SwarmParent(Backend[SwarmSettings]):
     @property
     def features(self) -> frozenset[str]:
         return self._features
+
+    def prompt_target(self) -> NoPrompts:
+        """Its children run the remote's prompts; the parent runs none."""
+        return CONTROL_ONLY
 
     @property
     def models(self) -> Mapping[str, Sequence[str]]:

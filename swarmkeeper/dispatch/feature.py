@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute
 
 from swarmkeeper.dispatch import idle
+from swarmkeeper.dispatch.demand import demand_of
 from swarmkeeper.dispatch.generate import routes as generation_routes
 from swarmkeeper.dispatch.model_load import pool_loader
 from swarmkeeper.dispatch.pool.core import Pool
@@ -59,6 +60,7 @@ async def start(services: Services) -> None:
                           on_stall=lambda: restart_everything(services))
     targets = Targets(on_info=lambda: scheduler.wake(full=True))
     pool = Pool(services.registry, scheduler, targets)
+    services.manager.services.demand.source = lambda: demand_of(scheduler)
     metrics = services.metrics
     scheduler.stats.on_assign = metrics.dispatched
 

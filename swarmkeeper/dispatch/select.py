@@ -53,9 +53,12 @@ def has_free_slot(record: BackendRecord) -> bool:
 
 
 def may_come_back(record: BackendRecord) -> bool:
-    """An unusable backend that may become usable by itself (``unavailable(record).transient``)."""
+    """An unusable backend that may become usable by itself (``unavailable(record).transient``), or
+    one that may add backends (an autoscaling backend below its maximum)."""
     if not record.enabled:
         return False
+    if record.backend.grows:
+        return True
     if record.status is not BackendStatus.RUNNING:
         return record.status in _LOADING
     return record.shutdown_reserved or record.reservations > 0

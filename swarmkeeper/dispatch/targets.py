@@ -1,13 +1,12 @@
-"""How the pool reaches a backend, and what it knows the backend can run.
+"""How the pool reaches a backend, and what it knows the backend can run: only through the
+:class:`~swarmkeeper.backends.prompts.PromptTarget` each backend gives (``Backend.prompt_target``),
+whatever its type.
 
-- A ComfyUI backend (both types) is reached through its own ``client`` (its ``api_url``); what it
-  runs is its ``object_info``, read at init.
-- A Swarm-API child stands for a backend of another server: prompts go to that server's pool
-  (``<address>/ComfyBackendDirect/``) with SwarmUI's ``X-Swarm-Backend-ID`` header naming the
-  remote backend, so the remote server runs them there and prompts spread over a tree of
-  machines. What it runs is the remote pool's ``object_info`` for that backend, asked for in the
-  background and kept for a minute.
-- Any other backend (a Swarm-API parent, other types) runs no ComfyUI prompt.
+- A target with a node list of its own (a ComfyUI's ``object_info``, read at init) is judged by it;
+  an empty one is not read yet, and the request waits.
+- A target without one (a chained server's pool) is asked for it through its client in the
+  background; the answer is kept for a minute.
+- A backend without a target runs no ComfyUI prompt (with its type's reason, if it gave one).
 """
 
 from __future__ import annotations
@@ -20,20 +19,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarmkeeper.backends.comfyui_common import ComfyUIBackend
+from swarmkeeper.backends.prompts import DIRECT_PATH, PIN_HEADER, NoPrompts, PromptTarget
 from swarmkeeper.backends.record import BackendRecord
-from swarmkeeper.backends.swarm_child import SwarmChild
-from swarmkeeper.backends.swarm_parent import SwarmParent
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
 from swarmkeeper.dispatch.pool.validate import as_mapping, combo_choices, input_specs
 from swarmkeeper.dispatch.requests import Refusal
 
+__all__ = ["DIRECT_PATH", "PIN_HEADER", "Target", "Targets", "merge_infos"]
 log = logging.getLogger("swarmkeeper.dispatch")
-#: SwarmUI's header that pins a /ComfyBackendDirect/ call to one backend id.
-PIN_HEADER = "X-Swarm-Backend-ID"
-DIRECT_PATH = "/ComfyBackendDirect"
-#: Seconds a chained server's node list is kept before it is asked again.
+#: Seconds a node list asked of a backend (a chained server's) is kept before it is asked again.
 REMOTE_INFO_TTL = 60.0
 
 
@@ -54,93 +49,64 @@ class Target:
         return client
 
 
-def _remote_key(child: SwarmChild) -> tuple[str, int, tuple[tuple[str, str], ...]] | None:
-    if child.linked is None:
-        return None
-    connection = child.linked.connection
-    return connection.address, child.remote_id, tuple(sorted(connection.headers.items()))
-
-
 class Targets:
     def __init__(self, on_info: Callable[[], None] = lambda: None) -> None:
         self.on_info = on_info
-        self._remote_clients: dict[int, tuple[Any, ComfyClient]] = {}
-        self._remote_info: dict[int, tuple[Any, Mapping[str, Any], float]] = {}
+        #: Node lists asked of backends that keep none: record id -> (the target asked, the answer, when).
+        self._asked: dict[int, tuple[PromptTarget, Mapping[str, Any], float]] = {}
         self._fetching: dict[int, asyncio.Task[None]] = {}
         self._union: tuple[tuple[int, ...], Mapping[str, Any]] = ((), {})
 
     # --- reaching a backend ---
 
     def of(self, record: BackendRecord) -> Target | None:
-        backend = record.backend
-        if isinstance(backend, ComfyUIBackend):
-            return Target(record, f"{record.id}@{backend.api_url}", False, lambda: backend.client)
-        if isinstance(backend, SwarmChild):
-            client = self._remote_client(record, backend)
-            if client is None:
-                return None
-            key = _remote_key(backend)
-            return Target(record, f"{record.id}@{key[0] if key else ''}#{backend.remote_id}", True, lambda: client)
-        return None
-
-    def _remote_client(self, record: BackendRecord, child: SwarmChild) -> ComfyClient | None:
-        key = _remote_key(child)
-        if key is None or child.linked is None:
+        prompt = record.backend.prompt_target()
+        if not isinstance(prompt, PromptTarget):
             return None
-        known = self._remote_clients.get(record.id)
-        if known is not None and known[0] == key:
-            return known[1]
-        connection = child.linked.connection
-        headers = {**connection.headers, PIN_HEADER: str(child.remote_id)}
-        client = ComfyClient(connection.address + DIRECT_PATH, headers=headers, timeout=connection.timeout)
-        if known is not None:
-            asyncio.get_running_loop().create_task(known[1].aclose())
-        self._remote_clients[record.id] = (key, client)
-        return client
+        return Target(record, prompt.key, prompt.remote, prompt.client)
 
     # --- what a backend runs ---
 
     def info_of(self, record: BackendRecord) -> Mapping[str, Any] | Refusal:
         """The backend's object_info, or why there is none."""
-        backend = record.backend
-        if isinstance(backend, ComfyUIBackend):
-            return backend.object_info if backend.object_info else Refusal("its node list is not read yet", True)
-        if isinstance(backend, SwarmParent):
-            return Refusal("Control instances cannot generate.")
-        if isinstance(backend, SwarmChild):
-            return self._remote_info_of(record, backend)
-        return Refusal(f"a {record.type.id} backend cannot run ComfyUI prompts")
+        prompt = record.backend.prompt_target()
+        if prompt is None:
+            return Refusal(f"a {record.type.id} backend cannot run ComfyUI prompts")
+        if isinstance(prompt, NoPrompts):
+            return Refusal(prompt.reason)
+        if prompt.node_list is None:
+            return self._asked_info(record, prompt)
+        info = prompt.node_list()
+        return info if info else Refusal("its node list is not read yet", True)
 
-    def _remote_info_of(self, record: BackendRecord, child: SwarmChild) -> Mapping[str, Any] | Refusal:
-        key = _remote_key(child)
-        if key is None:
-            return Refusal("No loaded remote backend.")
-        known = self._remote_info.get(record.id)
-        fresh = known is not None and known[0] == key and time.monotonic() - known[2] < REMOTE_INFO_TTL
-        if not fresh:
-            self._fetch(record, child)
-        if known is not None and known[0] == key:
-            return known[1]
-        return Refusal("the remote server's node list is not known yet", True)
+    def _asked_info(self, record: BackendRecord, prompt: PromptTarget) -> Mapping[str, Any] | Refusal:
+        known = self._asked.get(record.id)
+        if known is None or known[0] is not prompt:
+            self._fetch(record, prompt)
+            return Refusal("its node list is not known yet (asked of it in the background)", True)
+        if time.monotonic() - known[2] >= REMOTE_INFO_TTL:
+            self._fetch(record, prompt)  # the one known is used meanwhile
+        return known[1]
 
-    def _fetch(self, record: BackendRecord, child: SwarmChild) -> None:
+    def _fetch(self, record: BackendRecord, prompt: PromptTarget) -> None:
         if record.id in self._fetching:
             return
-        task = asyncio.get_running_loop().create_task(self._fetch_info(record, child), name=f"remote-info-{record.id}")
+        task = asyncio.get_running_loop().create_task(self._fetch_info(record, prompt),
+                                                      name=f"remote-info-{record.id}")
         self._fetching[record.id] = task
         task.add_done_callback(lambda _: self._fetching.pop(record.id, None))
 
-    async def _fetch_info(self, record: BackendRecord, child: SwarmChild) -> None:
-        key = _remote_key(child)
-        client = self._remote_client(record, child)
-        if key is None or client is None:
+    async def _fetch_info(self, record: BackendRecord, prompt: PromptTarget) -> None:
+        client = prompt.client()
+        if client is None:
             return
         try:
             info = await client.object_info()
-        except ComfyError as error:
-            log.warning("Could not read the node list of remote backend #%s (%s): %s", record.id, key[0], error.message)
+        except (ComfyError, RuntimeError) as error:  # RuntimeError: the client was closed meanwhile
+            log.warning("Could not read the node list of backend #%s (%s): %s", record.id, prompt.address,
+                        getattr(error, "message", error))
             return
-        self._remote_info[record.id] = (key, info, time.monotonic())
+        self._asked[record.id] = (prompt, info, time.monotonic())
         self.on_info()
 
     def union(self, records: Iterable[BackendRecord]) -> Mapping[str, Any]:
@@ -156,9 +122,7 @@ class Targets:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for _, client in self._remote_clients.values():
-            await client.aclose()
-        self._remote_clients.clear()
+        self._asked.clear()
 
 
 def merge_infos(infos: list[Mapping[str, Any]]) -> Mapping[str, Any]:

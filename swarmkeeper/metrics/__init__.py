@@ -9,6 +9,13 @@ reach it as ``services.metrics``, the lifecycle, the manager and backend code as
 recorder.py imports nothing of the server, so any module (the core's included) may import it.
 """
 
-from swarmkeeper.metrics.recorder import AdoptionOutcome, FreeOutcome, Metrics, RestartCause
+from swarmkeeper.metrics.recorder import (
+    AdoptionOutcome,
+    FreeOutcome,
+    LaunchOutcome,
+    Metrics,
+    RestartCause,
+    StopCause,
+)
 
-__all__ = ["AdoptionOutcome", "FreeOutcome", "Metrics", "RestartCause"]
+__all__ = ["AdoptionOutcome", "FreeOutcome", "LaunchOutcome", "Metrics", "RestartCause", "StopCause"]

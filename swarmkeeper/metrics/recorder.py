@@ -57,6 +57,27 @@ class AdoptionOutcome(StrEnum):
     FOREIGN = "foreign"  # its pid is gone or belongs to another process now: nothing touched
 
 
+class LaunchOutcome(StrEnum):
+    """How an autoscaling backend's launch of a worker ended."""
+
+    READY = "ready"  # the worker answered at its URL and is a backend now
+    DECLARED_FAILED = "declared_failed"  # the provider had no capacity (DeclareFailed)
+    FAILED = "failed"  # the launch broke (no NewURL, timeout, a bad URL, a missing script)
+    UNREACHABLE = "unreachable"  # it gave a URL that never answered in time
+
+
+class StopCause(StrEnum):
+    """Why an autoscaling backend stopped a worker."""
+
+    IDLE = "idle"  # idle past MinIdleTime, above MinBackends
+    PING = "ping"  # it did not answer its ping
+    SHUTDOWN = "shutdown"  # the autoscaling backend itself was shut down (edit, delete, server stop)
+
+
+#: Seconds from a launch's start to its worker answering: seconds to many minutes (a cluster queue).
+WORKER_READY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
 class FreeOutcome(StrEnum):
     FREED = "freed"  # the backend's free_memory returned True
     DECLINED = "declined"  # it returned False (it cannot free, or had nothing to free)
@@ -72,6 +93,7 @@ class Metrics:
         self._declare_backend_counters()
         self._declare_api_metrics()
         self._declare_dispatch_metrics()
+        self._declare_autoscale_metrics()
         #: The farm view's past: images per backend and the queue, per minute (api/farm_view.py).
         self.farm = FarmHistory()
         Gauge("swarmkeeper_build_info", "The running swarmkeeper's version (always 1).", ["version"],
@@ -120,6 +142,21 @@ class Metrics:
         for outcome in ("success", "error", "interrupted", "failed", "cancelled"):
             self._dispatch_outcomes.labels(outcome)
 
+    def _declare_autoscale_metrics(self) -> None:
+        self._launches = Counter(
+            "swarmkeeper_autoscale_launches", "Worker launches of autoscaling backends, by outcome: ready, "
+            "declared_failed, failed, unreachable.", ["outcome"], registry=self.registry)
+        self._stops = Counter(
+            "swarmkeeper_autoscale_stops", "Workers autoscaling backends stopped, by cause: idle, ping, shutdown.",
+            ["cause"], registry=self.registry)
+        self._worker_ready = Histogram(
+            "swarmkeeper_autoscale_worker_ready_seconds", "Time from a worker's launch to the worker answering at "
+            "its URL.", buckets=WORKER_READY_BUCKETS, registry=self.registry)
+        for outcome in LaunchOutcome:
+            self._launches.labels(outcome)
+        for cause in StopCause:
+            self._stops.labels(cause)
+
     # --- set-up ---
 
     def declare_types(self, type_ids: Iterable[str]) -> None:
@@ -147,6 +184,15 @@ class Metrics:
     def init_failed(self, type_id: str, *, final: bool) -> None:
         """An init attempt failed; ``final`` when no retry follows (the backend is now errored)."""
         self._init_failures.labels(type_id, "true" if final else "false").inc()
+
+    def worker_launched(self, outcome: LaunchOutcome, seconds: float | None = None) -> None:
+        """An autoscaling launch ended; ``seconds`` from its start to the worker answering (READY)."""
+        self._launches.labels(outcome).inc()
+        if seconds is not None:
+            self._worker_ready.observe(seconds)
+
+    def worker_stopped(self, cause: StopCause) -> None:
+        self._stops.labels(cause).inc()
 
     def status_changed(self, type_id: str, status: str) -> None:
         self._status_changes.labels(type_id, status).inc()

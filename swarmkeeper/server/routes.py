@@ -11,7 +11,7 @@ from typing import Annotated
 
 from swarmkeeper.accounts.service import accounts_of
 from swarmkeeper.api.connected import SessionCounts, connected_users, no_counts
-from swarmkeeper.api.permissions import INTERRUPT_OTHERS, READ_SERVER_INFO_PANELS, RESTART, SHUTDOWN
+from swarmkeeper.api.permissions import AUTOMATED_CONTROL, INTERRUPT_OTHERS, READ_SERVER_INFO_PANELS, RESTART, SHUTDOWN
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
 from swarmkeeper.dispatch.generate import pool_of
 from swarmkeeper.dispatch.pool.core import Pool
@@ -105,6 +105,14 @@ async def shutdown_server(call: APICall) -> JSONObject:
     log.warning("User %s requested server shutdown.", call.user.id)
     loop = asyncio.get_running_loop()
     loop.call_later(SHUTDOWN_DELAY, request_shutdown)
+    return {"success": True}
+
+
+@routes.route("AdminTakeControl", flag=AUTOMATED_CONTROL, returns='"success": true')
+async def admin_take_control(call: APICall) -> JSONObject:
+    """Tells this server that another one (an autoscaling master) controls it; with --require_control_within, a server
+    that gets no such call within that time shuts itself down."""
+    call.services.control.ping()
     return {"success": True}
 
 

@@ -56,7 +56,7 @@ class Pool:
         self.relay = Relay(SERVER_FEATURES)
         self.links = Links(self)
         self.files = FileMap()
-        self.runner = JobRunner(self)
+        self.runner = JobRunner(scheduler, targets, self.links, self)
         self.jobs: dict[str, Job] = {}
         self.max_history = max_history
         self._numbers = itertools.count()
@@ -64,6 +64,9 @@ class Pool:
         self.remaining = 0
         #: Called with (job, outcome kind) when a job ends (metrics).
         self.on_finished: Callable[[Job, str], None] | None = None
+        #: Called with (job, new state, the transition's reason) on every state change of a job
+        #: accepted from now on.
+        self.on_move: Callable[[Job, JobState, str], None] | None = None
         #: Where files are decoded to check them (media.py): threads of the pool's own, so a busy
         #: default executor never holds up a /view or an upload.
         self.decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool-decoder")
@@ -96,7 +99,7 @@ class Pool:
         number = next(self._numbers)
         extra = dict(body.get("extra_data") or {}) if isinstance(body.get("extra_data"), dict) else {}
         job = Job(prompt_id, -number if front else number, graph, extra, verdict.outputs, needs, client_id=client_id,
-                  front=front, session=session, pin=pin, sink=sink)
+                  front=front, session=session, pin=pin, sink=sink, on_move=self.on_move)
         job.task = self.runner.start(job, request, future)  # first, so it runs (and sends) before the status
         self._register(job)
         return 200, {"prompt_id": prompt_id, "number": job.number, "node_errors": verdict.node_errors}
@@ -124,13 +127,13 @@ class Pool:
         for prompt_id in [p for p, j in self.jobs.items() if not j.live][: finished - self.max_history]:
             del self.jobs[prompt_id]
 
-    # --- ends of a job ---
+    # --- ends of a job (JobEnds, for the runner) ---
 
     def finish(self, job: Job, state: JobState, kind: str) -> None:
         """The job ended (once): the queue count drops and every client hears it."""
         if not job.live:
             return
-        job.state = state
+        job.move(state)
         self.remaining -= 1
         self.relay.status(self.remaining)
         if self.on_finished is not None:

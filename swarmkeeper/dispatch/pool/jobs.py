@@ -6,27 +6,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from swarmkeeper.dispatch.needs import PromptNeeds
+from swarmkeeper.dispatch.pool.states import ACTIVE, FINISHED, JobState, check_transition
 from swarmkeeper.types import BackendId
 
+__all__ = ["ACTIVE", "FINISHED", "Job", "JobState", "Outcome"]
 JSONObject = dict[str, Any]
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"  # waiting for a backend (in the scheduler)
-    SENDING = "sending"  # a backend slot is claimed; POST /prompt to it under way
-    SUBMITTED = "submitted"  # in the backend's own queue
-    RUNNING = "running"  # the backend said execution_start
-    DONE = "done"  # the backend finished it (success, error or interrupted)
-    FAILED = "failed"  # the pool gave up on it (no backend, backend lost mid-run)
-    CANCELLED = "cancelled"  # deleted from the queue before it ran
-
-
-FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
-ACTIVE = (JobState.SENDING, JobState.SUBMITTED, JobState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -55,7 +42,11 @@ class Job:
     pin: BackendId | None = None
     #: For jobs the server makes itself (GenerateText2Image): receives every event.
     sink: Callable[[Job, JSONObject | bytes], None] | None = None
-    state: JobState = JobState.QUEUED
+    #: Written only by :meth:`move`.
+    _state: JobState = field(default=JobState.QUEUED, init=False)
+    #: Told of every state change, with its reason (not logged: four lines a prompt would cost more
+    #: than the rest of its way through the pool).
+    on_move: Callable[[Job, JobState, str], None] | None = field(default=None, repr=False)
     backend_id: BackendId | None = None
     #: The backend's current model differed from the job's: the job loads it.
     loads_model: bool = False
@@ -74,6 +65,17 @@ class Job:
         """ComfyUI's 5-list for /queue and /history: [number, id, graph, extra_data, outputs]."""
         extra = {**self.extra_data, "client_id": self.client_id} if self.client_id is not None else self.extra_data
         return [self.number, self.prompt_id, self.graph, extra, self.outputs]
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    def move(self, new: JobState) -> None:
+        """The one writer of the state: TransitionError for a change states.py does not allow."""
+        why = check_transition(self._state, new)
+        self._state = new
+        if self.on_move is not None:
+            self.on_move(self, new, why)
 
     @property
     def started(self) -> bool:

@@ -1,20 +1,24 @@
 """One job's life on backends: wait for a slot, send it, follow it, hand the slot back; send it
-elsewhere when a backend refuses it or is lost before it starts."""
+elsewhere when a backend refuses it or is lost before it starts.
+
+The runner is given what it uses (the scheduler, the targets, the links) and tells the pool of a
+job's end through :class:`JobEnds` alone; the pool drives it through its public methods. Every
+state change goes through ``Job.move`` (checked against ``states.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.clients.errors import ComfyError, ComfyRequestError
 from swarmkeeper.dispatch.pool.jobs import Job, JobState, Outcome
-from swarmkeeper.dispatch.pool.links import Link
+from swarmkeeper.dispatch.pool.links import Link, Links
 from swarmkeeper.dispatch.requests import Grant, NoBackend, Request
-
-if TYPE_CHECKING:
-    from swarmkeeper.dispatch.pool.core import Pool
+from swarmkeeper.dispatch.scheduler import Scheduler
+from swarmkeeper.dispatch.targets import Targets
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
 TERMINAL_KINDS = {"success": "execution_success", "error": "execution_error", "interrupted": "execution_interrupted"}
@@ -26,9 +30,25 @@ def refusal_text(error: ComfyError) -> str:
     return f"The backend could not be reached: {error.message}"
 
 
+class JobEnds(Protocol):
+    """What the runner tells the pool about a job (the pool implements it)."""
+
+    def fail(self, job: Job, message: str, exception_type: str) -> None:
+        """The pool gives up on the job: its clients hear ComfyUI's execution_error."""
+
+    def cancel(self, job: Job) -> None:
+        """The job was deleted before it ran: it vanishes."""
+
+    def on_event(self, job: Job, kind: str, data: dict[str, Any], text: str | None = None) -> None:
+        """An event of the job, as its backend would have sent it (a reconnect's catch-up)."""
+
+
 class JobRunner:
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+    def __init__(self, scheduler: Scheduler, targets: Targets, links: Links, ends: JobEnds) -> None:
+        self.scheduler = scheduler
+        self.targets = targets
+        self.links = links
+        self.ends = ends
         #: Backend records whose queued count a job holds (until it starts or ends).
         self._queued_on: dict[str, BackendRecord] = {}
         #: The backend slot each job holds, until the backend says the job ended or the attempt ends.
@@ -44,7 +64,7 @@ class JobRunner:
                 try:
                     grant = await future
                 except asyncio.CancelledError:
-                    self.pool.scheduler.withdraw(request)
+                    self.scheduler.withdraw(request)
                     raise
                 retry = await self._attempt(job, grant)
                 if retry is None:
@@ -53,17 +73,17 @@ class JobRunner:
                 last_refusal = retry
                 request.avoid.add(grant.record.id)
                 request.front = True
-                job.state = JobState.QUEUED
-                future = self.pool.scheduler.submit(request)
+                job.move(JobState.QUEUED)
+                future = self.scheduler.submit(request)
         except NoBackend as error:
             message = f"{last_refusal}\n{error.message}" if last_refusal else error.message
-            self.pool.fail(job, message, "swarmkeeper.NoBackend")
+            self.ends.fail(job, message, "swarmkeeper.NoBackend")
         except asyncio.CancelledError:
-            self.pool.cancel(job)
+            self.ends.cancel(job)
             raise
         except Exception as error:  # never leave a client waiting for a prompt that will not end
             log.exception("Prompt %s failed in the pool", job.prompt_id)
-            self.pool.fail(job, f"Internal error in the pool: {type(error).__name__}", "swarmkeeper.InternalError")
+            self.ends.fail(job, f"Internal error in the pool: {type(error).__name__}", "swarmkeeper.InternalError")
 
     async def _attempt(self, job: Job, grant: Grant) -> str | None:
         """One try on the granted backend: None when the job ended there, else why to retry."""
@@ -72,24 +92,26 @@ class JobRunner:
         self._slots[job.prompt_id] = record
         link: Link | None = None
         try:
-            target = self.pool.targets.of(record)
+            target = self.targets.of(record)
             if target is None:
                 return f"backend #{record.id} cannot take ComfyUI prompts now"
-            link = await self.pool.links.get(target)
+            link = await self.links.get(target)
             finished = job.arm()
             link.jobs[job.prompt_id] = job
             job.link_key = link.key
             await target.client().queue_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
                                                extra_data=job.extra_data or None, front=job.front)
             if job.state is JobState.SENDING:
-                job.state = JobState.SUBMITTED
+                job.move(JobState.SUBMITTED)
             outcome = await finished
         except (ComfyError, RuntimeError) as error:  # RuntimeError: the backend's client was closed
             error = error if isinstance(error, ComfyError) else ComfyError("The backend is not connected.")
             if link is not None:
                 link.jobs.pop(job.prompt_id, None)
+            if not job.live:  # its events ended it meanwhile (the answer to POST /prompt was lost)
+                return None
             if job.started:
-                self.pool.fail(job, f"The backend was lost: {error.message}", "swarmkeeper.BackendLost")
+                self.ends.fail(job, f"The backend was lost: {error.message}", "swarmkeeper.BackendLost")
                 return None
             return refusal_text(error)
         finally:
@@ -100,10 +122,10 @@ class JobRunner:
         if outcome.kind == "lost":
             if not outcome.started:
                 return f"backend #{record.id} was lost before the prompt started ({outcome.message})"
-            self.pool.fail(job, f"The backend running this prompt was lost: {outcome.message}",
+            self.ends.fail(job, f"The backend running this prompt was lost: {outcome.message}",
                            "swarmkeeper.BackendLost")
         elif outcome.kind == "cancelled":
-            self.pool.cancel(job)
+            self.ends.cancel(job)
         elif outcome.kind == "success" and job.needs.model and record.backend.can_load_models:
             record.backend.current_model = job.needs.model
         return None
@@ -111,14 +133,14 @@ class JobRunner:
     # --- per-backend counts ---
 
     def _claimed(self, job: Job, record: BackendRecord, loads_model: bool) -> None:
-        job.state = JobState.SENDING
+        job.move(JobState.SENDING)
         job.backend_id = record.id
         job.loads_model = loads_model
         record.jobs_queued += 1
         self._queued_on[job.prompt_id] = record
 
     def started(self, job: Job) -> None:
-        job.state = JobState.RUNNING
+        job.move(JobState.RUNNING)
         self._unclaimed(job)
 
     def release(self, job: Job) -> None:
@@ -128,7 +150,7 @@ class JobRunner:
         record = self._slots.pop(job.prompt_id, None)
         if record is not None:
             self._unclaimed(job)
-            self.pool.scheduler.release(record)
+            self.scheduler.release(record)
 
     def _unclaimed(self, job: Job) -> None:
         record = self._queued_on.pop(job.prompt_id, None)
@@ -139,7 +161,7 @@ class JobRunner:
 
     def detach(self, job: Job) -> None:
         """The job's last event went out: its link forgets it."""
-        link = self.pool.links.by_key(job.link_key)
+        link = self.links.by_key(job.link_key)
         if link is not None:
             link.jobs.pop(job.prompt_id, None)
 
@@ -160,8 +182,8 @@ class JobRunner:
             messages = [m for m in status.get("messages") or [] if isinstance(m, list) and len(m) == 2]
             last = next((m for m in reversed(messages) if m[0] in TERMINAL_KINDS.values()), None)
             kind, data = (last[0], last[1]) if last else ("execution_success", {"prompt_id": job.prompt_id})
-            self.pool.on_event(job, kind, {**data, "prompt_id": job.prompt_id})
-            self.pool.on_event(job, "executing", {"node": None, "prompt_id": job.prompt_id})
+            self.ends.on_event(job, kind, {**data, "prompt_id": job.prompt_id})
+            self.ends.on_event(job, "executing", {"node": None, "prompt_id": job.prompt_id})
 
     async def withdraw(self, job: Job) -> None:
         """Take a job that has not started out of the queue (the pool's, or its backend's)."""
@@ -169,7 +191,7 @@ class JobRunner:
             if job.task is not None:
                 job.task.cancel()
             return
-        link = self.pool.links.by_key(job.link_key)
+        link = self.links.by_key(job.link_key)
         if link is None:
             return
         try:
@@ -186,7 +208,7 @@ class JobRunner:
             job.settle(Outcome("cancelled"))
 
     async def interrupt(self, job: Job) -> None:
-        link = self.pool.links.by_key(job.link_key)
+        link = self.links.by_key(job.link_key)
         if link is None:
             return
         try:

@@ -1,0 +1,1 @@
+"""The ComfyUI-compatible pool in front of every backend (see core.py)."""
