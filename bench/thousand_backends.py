@@ -400,8 +400,9 @@ def main() -> None:
     finally:
         fakes.terminate()
         fakes.wait(10)
-    print(f"  for scale, the same answer from a bare Starlette route, same load, same machine (the 1,000 still "
-          f"churning): p50 {base.median * 1000:.1f} ms, p99 {base.percentile(0.99) * 1000:.1f} ms, {base.rps:.0f}/s")
+    print(f"  for scale, the same answer from a bare Starlette route, same load, same machine (the "
+          f"{options.backends} still churning): p50 {base.median * 1000:.1f} ms, "
+          f"p99 {base.percentile(0.99) * 1000:.1f} ms, {base.rps:.0f}/s")
     print("figures:")
     for figure in figures:
         print(figure.line())
