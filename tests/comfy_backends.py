@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from swarmkeeper.files import write_atomic
 from swarmkeeper.logs import VERBOSE, LogStore, LogStoreHandler
 from swarmkeeper.process import tree
 from swarmkeeper.process.policy import RestartPolicy
+from tests.ports import port_block
 from tests.servers import APIClient, in_process, test_config
 
 FAST = ComfyTimings(timeout=2.0, monitor_interval=0.1)
@@ -26,10 +26,10 @@ QUICK_STOP = RestartPolicy(restart_delay=0.2, stop_wait=2.0, term_wait=2.0)
 
 
 def write_settings(data_dir: Path, *, attempts: int = 0, first_port: int | None = None) -> int:
-    """Settings.fds with few init retries and self-start ports from a random base (parallel runs
-    on one machine must not fight over 7821); returns the first port handed out."""
+    """Settings.fds with few init retries and self-start ports from a block of their own
+    (tests/ports.py: parallel runs must not fight over 7821); returns the first port handed out."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    base = first_port if first_port is not None else random.randrange(20000, 50000, 100)
+    base = first_port if first_port is not None else port_block()
     settings = ServerSettings(
         backends=dataclasses.replace(ServerSettings().backends, MaxBackendInitAttempts=attempts),
         network=dataclasses.replace(ServerSettings().network, BackendStartingPort=base))

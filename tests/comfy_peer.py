@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, ComfyEvents
-from swarmkeeper.net import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "scripts" / "comfyui-peer"

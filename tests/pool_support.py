@@ -20,8 +20,8 @@ from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, ComfyEvent, Co
 __all__ = ["BinaryEvent"]  # re-exported for the test modules
 from swarmkeeper.config import ServerSettings
 from swarmkeeper.files import write_atomic
-from swarmkeeper.net import free_port
 from swarmkeeper.services import Services
+from tests.ports import free_port
 from tests.servers import APIClient, on_loopback, test_config
 
 TIMINGS = ComfyTimings(timeout=20.0, monitor_interval=0.5)

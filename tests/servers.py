@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 from swarmkeeper.app import create_app
 from swarmkeeper.config import ServerConfig
 from swarmkeeper.features import Feature
-from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS, free_port
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 from swarmkeeper.services import Services
+from tests.ports import free_port
 
 DUMMY_TYPES = ("swarmkeeper.testing.dummy_backend",)
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui_script import write_main
 from tests.comfy_backends import write_settings
+from tests.ports import free_port
 from tests.process_fakes import poll_until
 from tests.servers import ROOT, ServerProcess
 

@@ -22,7 +22,7 @@ import pytest
 from swarmkeeper.cli import build_parser
 from swarmkeeper.cli_client.context import execute
 from swarmkeeper.logs import LogStoreHandler
-from swarmkeeper.net import free_port
+from tests.ports import free_port
 from tests.servers import APIClient, LoopbackServer, ServerProcess, on_loopback, test_config
 
 DUMMY = "swarmkeeper_dummy"

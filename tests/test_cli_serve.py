@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from swarmkeeper.cli import build_parser
-from swarmkeeper.net import free_port
+from tests.ports import free_port
 from tests.servers import APIClient, ServerProcess
 
 

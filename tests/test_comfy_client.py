@@ -30,7 +30,6 @@ from swarmkeeper.clients.errors import (
     ComfyTimeout,
     ComfyUnreachable,
 )
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, encode_png, png_size, run_fake_comfyui
 from tests.comfy_peer import (
     blur_graph,
@@ -43,6 +42,7 @@ from tests.comfy_peer import (
     unique_color,
     ws_image_graph,
 )
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from tests.adoption_support import (
 )
 from tests.comfy_backends import QUICK_STOP, add_backend, launches, log_lines, write_settings
 from tests.metrics_support import scrape, value
+from tests.ports import port_block
 from tests.process_fakes import poll_until
 from tests.servers import APIClient
 
@@ -56,7 +56,7 @@ def script(tmp_path: Path) -> Path:
 @pytest.fixture
 def first_port() -> int:
     """A base port of its own per test (parallel runs on one machine must not meet)."""
-    return random.randrange(20000, 50000, 100)
+    return port_block()
 
 
 async def running(api: APIClient, backend_id: int) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.adoption_support import (
 )
 from tests.comfy_backends import write_settings
 from tests.comfy_peer import invert_graph, peer, unique_color
+from tests.ports import port_block
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.usefixtures("no_leftovers")]
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ async def test_a_real_self_started_comfyui_survives_kill_9_and_is_adopted_by_the
     for kind in ("output", "input", "user"):
         (tmp_path / kind).mkdir()
         folders.append(f"--{kind}-directory {tmp_path / kind}")
-    write_settings(data_dir, first_port=random.randrange(20000, 50000, 100))
+    write_settings(data_dir, first_port=port_block())
     first = server(data_dir).start()
     try:
         async with first.client() as http:

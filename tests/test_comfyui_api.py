@@ -13,9 +13,9 @@ import pytest
 
 from swarmkeeper.backends.comfyui_info import parse_object_info
 from swarmkeeper.backends.tuning import ComfyTimings
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, run_fake_comfyui
 from tests.comfy_backends import add_backend, comfy_server
+from tests.ports import free_port
 from tests.servers import APIClient
 
 API = "comfyui_api"

@@ -16,11 +16,11 @@ from swarmkeeper.backends.prompts import PIN_HEADER
 from swarmkeeper.clients.errors import ComfyRequestError
 from swarmkeeper.dispatch.requests import Refusal
 from swarmkeeper.dispatch.targets import Targets
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import png_size, run_fake_comfyui
 from tests.comfy_peer import greeted_events, invert_graph
 from tests.dispatch_support import fake_record
 from tests.pool_support import PoolServer, events_until_done, terminal_events, write_backends_settings
+from tests.ports import free_port
 from tests.prompt_backend import REFUSAL
 from tests.servers import DUMMY_TYPES, APIClient, on_loopback, test_config
 

@@ -21,7 +21,6 @@ from swarmkeeper.dispatch.graph import T2IParams, text_to_image
 from swarmkeeper.dispatch.pool.core import Pool
 from swarmkeeper.dispatch.pool.jobs import JobState
 from swarmkeeper.dispatch.pool.validate import validate
-from swarmkeeper.net import free_port
 from tests.comfy_peer import RealComfyUI, blur_graph, greeted_events, peer, start_real_comfyui, unique_color
 from tests.pool_support import (
     BinaryEvent,
@@ -32,6 +31,7 @@ from tests.pool_support import (
     prompt_of,
     terminal_events,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.comfyui
 

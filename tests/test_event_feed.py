@@ -17,9 +17,9 @@ from websockets.frames import Frame, Opcode
 
 from swarmkeeper.clients.comfyui import BinaryEvent, ComfyClient, parse_text_event, peek_type
 from swarmkeeper.clients.errors import REFUSED_MESSAGE, ComfyRequestError, ComfyTimeout, ComfyUnreachable
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.comfy_peer import ws_image_graph
+from tests.ports import free_port
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import websockets
 
-from swarmkeeper.net import free_port
 from tests.comfy_peer import RealComfyUI
 from tests.pool_support import PoolServer, pool_server
+from tests.ports import free_port
 from tests.tiny_model import TinyModels, checkpoint_loads, running_with_models, tiny_models  # noqa: F401
 
 pytestmark = pytest.mark.comfyui

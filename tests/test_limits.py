@@ -20,9 +20,10 @@ import uvicorn
 from swarmkeeper.app import create_app
 from swarmkeeper.config import ServerConfig
 from swarmkeeper.limits import WireLimits, server_config
-from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS, free_port
+from swarmkeeper.net import SWARM_KEEP_ALIVE_SECONDS
 from swarmkeeper.services import Services
 from tests.accounts_support import Accounted, write_settings
+from tests.ports import free_port
 from tests.servers import ROOT, APIClient, ServerProcess, test_config
 
 MB = 1024 * 1024

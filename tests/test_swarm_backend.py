@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from swarmkeeper.net import free_port
 from swarmkeeper.testing.dummy_backend import DummyBackend
 from tests.model_backend import ModelBackend
+from tests.ports import free_port
 from tests.swarm_support import (
     Server,
     add_backend,

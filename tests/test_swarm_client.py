@@ -20,8 +20,8 @@ from swarmkeeper.clients.swarm import (
     normalize_address,
     parse_header_lines,
 )
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.swarm_double import SwarmDouble, run_swarm_double
+from tests.ports import free_port
 
 
 @pytest.fixture

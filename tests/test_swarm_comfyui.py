@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS, free_port
+from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
 from tests.comfy_peer import RealComfyUI
+from tests.ports import free_port
 from tests.servers import ServerProcess
 from tests.swarm_support import add_backend, add_swarm, api_at, children, listing, wait_children, wait_parent
 

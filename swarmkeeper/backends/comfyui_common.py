@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from swarmkeeper.backends.base import Backend, BackendHost
-from swarmkeeper.backends.comfyui_info import SWARM_CORE_NODE, ComfyInfo, parse_object_info
+from swarmkeeper.backends.comfyui_info import INFO_BOOK, SWARM_CORE_NODE, ComfyInfo
 from swarmkeeper.backends.comfyui_monitor import ComfyDevice, DeviceWatch, HealthMonitor
 from swarmkeeper.backends.prompts import PromptTarget
 from swarmkeeper.backends.tracked import Tracked
@@ -113,12 +113,11 @@ class ComfyUIBackend(Backend[S]):
 
     async def reload_object_info(self) -> None:
         """Re-read ``GET /object_info``: node classes, model lists, features. Raises ComfyError."""
-        answer = await self._client().object_info()
-        info = parse_object_info(answer)
+        object_info, info = INFO_BOOK.intern(await self._client().object_info())
         if not info.has_swarm_nodes and not self.info.node_classes:
             self.host.log.warning("ComfyUI at %s is missing the Swarm core nodes (%s): SwarmUI's own "
                                   "workflows will not run on it", self.api_url, SWARM_CORE_NODE)
-        self.object_info = MappingProxyType(answer)
+        self.object_info = object_info
         self.info = info
 
     async def refresh_models(self) -> None:

@@ -8,10 +8,14 @@ features of its own ComfyUI.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 #: SwarmUI model category → the (node class, input) pairs whose choices list those models.
 MODEL_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -130,3 +134,33 @@ def parse_object_info(info: Mapping[str, Any]) -> ComfyInfo:
     node_classes = frozenset(info)
     return ComfyInfo(node_classes=node_classes, models=MappingProxyType(models), folder_format=folder_format,
                      features=features_for(node_classes, folder_format))
+
+
+class InfoBook:
+    """Identical ``object_info`` answers held once. A farm's ComfyUIs usually run one install, and
+    each parsed answer is ~1.5 MB of Python objects: 500 backends would hold 750 MB of copies.
+    The last ``size`` distinct answers are remembered by a digest of their bytes (~0.6 ms per
+    read, at init only); a backend whose answer matches shares the read-only mapping and its
+    parse."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._known: OrderedDict[bytes, tuple[Mapping[str, Any], ComfyInfo]] = OrderedDict()
+
+    def intern(self, answer: dict[str, Any]) -> tuple[Mapping[str, Any], ComfyInfo]:
+        """The shared read-only view of ``answer`` and its parse."""
+        try:
+            digest = hashlib.blake2b(orjson.dumps(answer), digest_size=16).digest()
+        except TypeError:  # not plain JSON (never from a real ComfyUI): nothing to share
+            return MappingProxyType(answer), parse_object_info(answer)
+        known = self._known.get(digest)
+        if known is None:
+            known = self._known[digest] = MappingProxyType(answer), parse_object_info(answer)
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
+        self._known.move_to_end(digest)
+        return known
+
+
+#: The process's book (backends of every server in the process may share an answer).
+INFO_BOOK = InfoBook()

@@ -2,9 +2,17 @@
 
 SwarmUI's rules (reference §4.3 to §4.5): fast-load types initialise concurrently, the others
 one at a time through a FIFO queue; a failed init is retried up to ``MaxBackendInitAttempts``
-times, 1 s apart, through the sequential queue; a clean shutdown waits while the backend is
-saturated. Unlike SwarmUI, an init in progress is cancelled when the backend is shut down (an
-edit, a toggle, a delete), so a backend stuck loading can always be recovered.
+times, 1 s apart; a clean shutdown waits while the backend is saturated. Unlike SwarmUI, an init in
+progress is cancelled when the backend is shut down (an edit, a toggle, a delete), so a backend
+stuck loading can always be recovered.
+
+Unlike SwarmUI, a failing backend never delays another. SwarmUI waits the retry pause inside its
+one sequential queue and sends every retry (fast types' too) through it, so 300 unreachable
+backends hold every other backend's start or retry for minutes. Here the pause is a timer outside
+any queue, and a retry goes where the type's first attempt went: a fast type's runs at once beside
+every other init (an init is one HTTP exchange; a slow one only waits for its own answer); a
+sequential type's (a self-started ComfyUI: one at a time, so two never start on one GPU at once)
+joins the back of the sequential queue, which it holds only while its attempt runs.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
@@ -29,7 +39,18 @@ class InitPolicy:
     max_init_attempts: int = 3  # Backends.MaxBackendInitAttempts: retries after the first try
     all_fast: bool = False  # Backends.AllBackendsLoadFast: no sequential queue at all
     retry_delay: float = 1.0  # seconds between a failure and the retry
+    #: Up to this fraction of ``retry_delay`` added per backend (by its id), so hundreds of backends
+    #: that failed together do not all retry in the same instant, stalling the server for that long.
+    retry_spread: float = 0.25
     program_shutdown_wait: float = 5.0  # seconds a saturated backend may delay program shutdown
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: Runs a callback after a delay in seconds (the event loop's ``call_later``; tests pass their own).
+CallLater = Callable[[float, Callable[[], None]], Cancellable]
 
 
 def describe_error(error: BaseException) -> str:
@@ -41,9 +62,12 @@ def describe_error(error: BaseException) -> str:
 
 
 class Lifecycle:
-    def __init__(self, registry: BackendRegistry, policy: InitPolicy) -> None:
+    def __init__(self, registry: BackendRegistry, policy: InitPolicy, *, call_later: CallLater | None = None) -> None:
         self.registry = registry
         self.policy = policy
+        self._call_later = call_later
+        #: Retries waiting their pause (cancelled at program shutdown).
+        self._timers: set[Cancellable] = set()
         self.stopping = asyncio.Event()
         self._queue: asyncio.Queue[tuple[BackendRecord, int]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -60,6 +84,10 @@ class Lifecycle:
         """Set ``waiting`` and start an init: at once for fast types, else through the queue."""
         record.init_generation += 1
         record.set_status(BackendStatus.WAITING, "Waiting to load...")
+        self._begin(record, sequential=sequential)
+
+    def _begin(self, record: BackendRecord, *, sequential: bool = False) -> None:
+        """Start the current generation's attempt: now for fast types, else at the queue's back."""
         if (record.type.fast_load or self.policy.all_fast) and not sequential:
             self._start_task(record)
         else:
@@ -80,7 +108,10 @@ class Lifecycle:
                 continue
             task = self._start_task(record)
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
+                try:
+                    await asyncio.shield(task)
+                except Exception:  # a bug in an attempt must not stop every later init
+                    log.exception("Init of backend #%s failed unexpectedly", record.id)
 
     async def _attempt(self, record: BackendRecord, generation: int) -> None:
         if not record.enabled:
@@ -97,21 +128,37 @@ class Lifecycle:
             record.set_status(BackendStatus.ERRORED, describe_error(error))
         except Exception as error:  # any failure of backend code becomes a reason, never a crash
             log.debug("Init of backend %s failed", record.id, exc_info=True)
-            await self._failed(record, generation, describe_error(error))
+            self._failed(record, generation, describe_error(error))
 
-    async def _failed(self, record: BackendRecord, generation: int, reason: str) -> None:
+    def _failed(self, record: BackendRecord, generation: int, reason: str) -> None:
         attempts, allowed = record.init_attempts, self.policy.max_init_attempts + 1
         record.services.metrics.init_failed(record.type.id, final=attempts > self.policy.max_init_attempts)
         if record.init_attempts <= self.policy.max_init_attempts:
             log.error("Error while initializing backend #%s - will retry: %s", record.id, reason)
             record.set_status(BackendStatus.WAITING, f"Load failed, will retry ({attempts}/{allowed}): {reason}")
-            await asyncio.sleep(self.policy.retry_delay)
-            if generation == record.init_generation and not record.removed:
-                record.init_generation += 1
-                self._queue.put_nowait((record, record.init_generation))
+            self._retry_later(record, generation)
         else:
             log.error("Final error (%s) while initializing backend #%s, giving up: %s", attempts, record.id, reason)
             record.set_status(BackendStatus.ERRORED, f"{reason} (gave up after {attempts} attempts)")
+
+    def retry_pause(self, record: BackendRecord) -> float:
+        """The pause before this backend's retry: ``retry_delay`` plus its share of the spread
+        (the golden ratio's multiples of the id, which fall evenly apart for any run of ids)."""
+        return self.policy.retry_delay * (1 + self.policy.retry_spread * (record.id * 0.6180339887 % 1))
+
+    def _retry_later(self, record: BackendRecord, generation: int) -> None:
+        """After the pause, the retry starts as the first attempt did; nothing waits meanwhile.
+        A shutdown, edit, toggle or restart in between (a new generation) makes it a no-op."""
+        def retry() -> None:
+            self._timers.discard(timer)
+            if generation != record.init_generation or record.removed or self.stopping.is_set():
+                return
+            record.init_generation += 1
+            self._begin(record)
+
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        timer = call_later(self.retry_pause(record), retry)
+        self._timers.add(timer)
 
     # --- shutdown ---
 
@@ -152,6 +199,9 @@ class Lifecycle:
         self.stopping.set()
         if self._worker is not None:
             self._worker.cancel()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         records = [*self.registry.all(), *self._retiring]
         await asyncio.gather(*(self._stop_at_exit(record) for record in records))
 

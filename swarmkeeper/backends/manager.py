@@ -66,6 +66,9 @@ class BackendManager:
         self._foreign: dict[str, fds.Section] = {}
         #: Changes saved (or being saved) and not yet applied to the registry, by token.
         self._staged: dict[object, Changes] = {}
+        #: Each backend's last file entry and what it was made from (type, title, enabled,
+        #: settings), reused while those are the same objects, so the store reuses its text.
+        self._entries: dict[BackendId, tuple[tuple[object, ...], fds.Section]] = {}
 
     # --- records ---
 
@@ -98,9 +101,12 @@ class BackendManager:
     def _render(self) -> fds.Section:
         """The file as it is to be: the registry, the foreign entries, and every staged change."""
         entries: dict[str, fds.Section] = dict(self._foreign)
+        made: dict[BackendId, tuple[tuple[object, ...], fds.Section]] = {}
         for record in self.registry.all():
             if record.real:
-                entries[str(record.id)] = self._section_of(record)
+                made[record.id] = self._entry_of(record)
+                entries[str(record.id)] = made[record.id][1]
+        self._entries = made
         for changes in self._staged.values():
             for key, section in changes.items():
                 if section is None:
@@ -111,6 +117,15 @@ class BackendManager:
         for key in sorted(entries, key=_id_order):
             root.set(key, entries[key])
         return root
+
+    def _entry_of(self, record: BackendRecord) -> tuple[tuple[object, ...], fds.Section]:
+        """The record's entry as last made, if made from the same objects (a changed setting is a
+        new settings object); else made anew."""
+        sources = (record.type, record.title, record.enabled, record.settings)
+        known = self._entries.get(record.id)
+        if known is not None and all(a is b for a, b in zip(known[0], sources, strict=True)):
+            return known
+        return sources, self._section_of(record)
 
     @staticmethod
     def _section_of(record: BackendRecord, *, title: str | None = None, settings: Any = None,

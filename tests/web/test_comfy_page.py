@@ -39,10 +39,10 @@ from playwright.async_api import Browser, ConsoleMessage, Page, Request, Respons
 from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.dispatch.pool.userdata import FOLDER
-from swarmkeeper.net import free_port
 from tests.accounts_support import Accounted, write_settings
 from tests.comfy_peer import RealComfyUI, unique_color
 from tests.pool_support import PoolServer, pool_server
+from tests.ports import free_port
 from tests.servers import APIClient, on_loopback, test_config
 from tests.web.conftest import DESKTOP, OUTPUT
 

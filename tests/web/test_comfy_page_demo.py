@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
-from swarmkeeper.net import free_port
+from tests.ports import free_port
 from tests.servers import ROOT
 from tests.web.test_comfy_page import ComfyPage, comfy_pages, returning_user
 

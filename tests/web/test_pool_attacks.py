@@ -30,11 +30,11 @@ from starlette.routing import Route
 from swarmkeeper.accounts.tokens import COOKIE
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.tuning import BackendTuning
-from swarmkeeper.net import free_port
 from swarmkeeper_doubles.fake_comfyui import FakeComfyUI, run_fake_comfyui
 from tests.accounts_support import Accounted, write_settings
 from tests.comfy_peer import invert_graph
 from tests.pool_support import TIMINGS, pool_server
+from tests.ports import free_port
 from tests.servers import APIClient, LoopbackServer, on_loopback, test_config
 
 pytestmark = pytest.mark.browser

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from swarmkeeper.clients.comfyui.boundary import MIB
 from swarmkeeper.clients.errors import ComfyProtocolError
@@ -34,7 +36,12 @@ def encode_json(value: Any) -> bytes:
 
 
 def decode_json(raw: bytes, route: str) -> Any:
-    """Parse a JSON body, naming what came instead when it is not JSON."""
+    """Parse a JSON body, naming what came instead when it is not JSON. orjson first (a ComfyUI's
+    ~300 KB ``object_info`` in a fifth of the time: 1,000 backends starting read 1,000 of them);
+    what it refuses and the standard library takes (``NaN``, ``Infinity``, integers past 64 bits,
+    lone surrogates, all of which Python's ``json.dumps`` in ComfyUI may write) by the standard library."""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        return orjson.loads(raw)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
