@@ -32,9 +32,15 @@ from swarmkeeper.backends.autoscale_workers import (
     title_of,
 )
 from swarmkeeper.backends.base import Backend, BackendHost, BackendType
-from swarmkeeper.backends.settings import Private, decimal, dropdown, integer, text
+from swarmkeeper.backends.settings import decimal, dropdown, integer, text
 from swarmkeeper.backends.status import BackendStatus
-from swarmkeeper.backends.swarm_settings import Connection, SwarmSettings
+from swarmkeeper.backends.swarm_settings import (
+    Connection,
+    SwarmSettings,
+    authorization_header,
+    connection_attempt_timeout,
+    other_headers,
+)
 from swarmkeeper.clients.errors import ComfyError
 from swarmkeeper.clients.swarm import SwarmError
 from swarmkeeper.exceptions import BackendConfigError
@@ -70,15 +76,9 @@ class AutoScalingSettings:
         "", "File path to an executable script (normally a '.sh') that will cause a new backend to be started.\nIt "
             "prints '[SwarmAutoScaleBackend]NewURL: <url>[/SwarmAutoScaleBackend]' (and may print 'DoRetries: <n>' "
             "or 'DeclareFailed: <reason>' the same way).\nSee swarmkeeper's README, 'The autoscaling backend'.")
-    AuthorizationHeader: str = text(
-        "", "If the remote instance has an 'Authorization:' header required, specify it here.\nFor example, "
-            "'Bearer abc123'.\nIf you don't know what this is, you don't need it.", secret=True)
-    OtherHeaders: str = text("", "Any other headers here, newline separated, for example:\nMyHeader: MyVal\n"
-                                 "SecondHeader: secondVal", private=Private.HEADER_VALUES, multiline=True)
-    ConnectionAttemptTimeoutSeconds: int = integer(
-        30, "When attempting to connect to the backend, this is the maximum time Swarm will wait before considering "
-            "the connection to be failed.\nNote that depending on other configurations, it may fail faster than "
-            "this.\nFor local network machines, set this to a low value (eg 5) to avoid 'Loading...' delays.")
+    AuthorizationHeader: str = authorization_header()
+    OtherHeaders: str = other_headers()
+    ConnectionAttemptTimeoutSeconds: int = connection_attempt_timeout()
     Provider: str = dropdown("script", "(swarmkeeper) What launches workers: 'script' runs StartScript "
                                        "(SwarmUI's protocol).", [("script", "Start script"), ("ray", "Ray")])
     StartScriptTimeoutSeconds: int = integer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from swarmkeeper.backends.settings import Private, boolean, integer, text
 from swarmkeeper.clients.swarm import SwarmClient, normalize_address, parse_header_lines, valid_header_value
@@ -13,6 +14,26 @@ from swarmkeeper.exceptions import BackendConfigError
 TYPE_ID = "swarmswarmbackend"
 #: Shortest and longest ConnectionAttemptTimeoutSeconds honoured (0 or a week would hang things).
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 600
+
+
+def authorization_header() -> Any:
+    """The remote's ``AuthorizationHeader`` setting, as SwarmUI declares it (Swarm-API and autoscaling)."""
+    return text("", "If the remote instance has an 'Authorization:' header required, specify it here.\nFor example, "
+                    "'Bearer abc123'.\nIf you don't know what this is, you don't need it.", secret=True)
+
+
+def other_headers() -> Any:
+    """The remote's ``OtherHeaders`` setting (Swarm-API and autoscaling)."""
+    return text("", "Any other headers here, newline separated, for example:\nMyHeader: MyVal\nSecondHeader: secondVal",
+                private=Private.HEADER_VALUES, multiline=True)
+
+
+def connection_attempt_timeout() -> Any:
+    """The remote's ``ConnectionAttemptTimeoutSeconds`` setting (Swarm-API and autoscaling)."""
+    return integer(30, "When attempting to connect to the backend, this is the maximum time Swarm will wait before "
+                       "considering the connection to be failed.\nNote that depending on other configurations, it "
+                       "may fail faster than this.\nFor local network machines, set this to a low value (eg 5) to "
+                       "avoid 'Loading...' delays.")
 
 
 @dataclass(frozen=True)
@@ -30,15 +51,9 @@ class SwarmSettings:
                                          "backend will work normally and provide previews and updates and all.\nIf "
                                          "false, the backend will freeze while generating until the generation "
                                          "completes.\nFalse may be needed for some limited network environments.")
-    AuthorizationHeader: str = text("", "If the remote instance has an 'Authorization:' header required, specify it "
-                                        "here.\nFor example, 'Bearer abc123'.\nIf you don't know what this is, you "
-                                        "don't need it.", secret=True)
-    OtherHeaders: str = text("", "Any other headers here, newline separated, for example:\nMyHeader: MyVal\n"
-                                 "SecondHeader: secondVal", private=Private.HEADER_VALUES, multiline=True)
-    ConnectionAttemptTimeoutSeconds: int = integer(
-        30, "When attempting to connect to the backend, this is the maximum time Swarm will wait before considering "
-            "the connection to be failed.\nNote that depending on other configurations, it may fail faster than "
-            "this.\nFor local network machines, set this to a low value (eg 5) to avoid 'Loading...' delays.")
+    AuthorizationHeader: str = authorization_header()
+    OtherHeaders: str = other_headers()
+    ConnectionAttemptTimeoutSeconds: int = connection_attempt_timeout()
 
 
 @dataclass(frozen=True)
