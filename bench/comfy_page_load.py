@@ -11,7 +11,6 @@ started with scripts/comfyui-peer (and stopped after). Prints both medians and t
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Browser, async_playwright  # noqa: E402
 
-from bench.pool_support import one_comfyui_arguments, pool_in_front_of_comfyui, run  # noqa: E402
+from bench.pool_support import one_comfyui_arguments, pool_in_front_of_comfyui, report_pair, run  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -61,11 +60,7 @@ def main() -> None:
     args = one_comfyui_arguments(__doc__ or "")
     with pool_in_front_of_comfyui(args.comfy_url) as (comfy_url, pool_url):
         direct, pooled = run(measure(comfy_url, pool_url, args.prompts))
-    direct_median, pooled_median = statistics.median(direct), statistics.median(pooled)
-    print(f"page loads: {args.prompts} each way, alternating")
-    print(f"direct to ComfyUI:  median {direct_median * 1000:.0f} ms")
-    print(f"through the pool:   median {pooled_median * 1000:.0f} ms")
-    print(f"ratio: {pooled_median / direct_median:.3f}")
+    report_pair("page loads", args.prompts, direct, pooled, digits=0)
 
 
 if __name__ == "__main__":

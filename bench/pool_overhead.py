@@ -12,7 +12,6 @@ Prints both medians (POST /prompt to the done marker on the websocket) and the r
 from __future__ import annotations
 
 import random
-import statistics
 import sys
 import uuid
 from pathlib import Path
@@ -20,7 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_support import invert_graph, one_comfyui_arguments, pool_in_front_of_comfyui, run, run_one  # noqa: E402
+from bench.pool_support import (  # noqa: E402
+    invert_graph,
+    one_comfyui_arguments,
+    pool_in_front_of_comfyui,
+    report_pair,
+    run,
+    run_one,
+)
 from swarmkeeper.clients.comfyui import ComfyClient  # noqa: E402
 
 
@@ -42,11 +48,7 @@ def main() -> None:
     args = one_comfyui_arguments(__doc__ or "")
     with pool_in_front_of_comfyui(args.comfy_url) as (comfy_url, pool_url):
         direct, pooled = run(measure(comfy_url, pool_url, args.prompts))
-    direct_median, pooled_median = statistics.median(direct), statistics.median(pooled)
-    print(f"prompts: {args.prompts} each way, alternating")
-    print(f"direct to ComfyUI:  median {direct_median * 1000:.2f} ms")
-    print(f"through the pool:   median {pooled_median * 1000:.2f} ms")
-    print(f"ratio: {pooled_median / direct_median:.3f} (goal: at most 1.10)")
+    report_pair("prompts", args.prompts, direct, pooled, goal="at most 1.10")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,3 +152,14 @@ async def metric(server: Server, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return float("nan")
+
+
+def report_pair(what: str, count: int, direct: list[float], pooled: list[float], *, digits: int = 2,
+                goal: str = "") -> None:
+    """Print both medians (in ms) and the ratio of a run that alternated direct and pooled."""
+    direct_median, pooled_median = statistics.median(direct), statistics.median(pooled)
+    print(f"{what}: {count} each way, alternating")
+    print(f"direct to ComfyUI:  median {direct_median * 1000:.{digits}f} ms")
+    print(f"through the pool:   median {pooled_median * 1000:.{digits}f} ms")
+    print(f"ratio: {pooled_median / direct_median:.3f}" + (f" (goal: {goal})" if goal else ""))
+
