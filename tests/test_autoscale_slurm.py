@@ -24,7 +24,7 @@ from swarmkeeper.backends.autoscale_script import ScriptProvider, ScriptRun
 from swarmkeeper.backends.demand import Demand
 from swarmkeeper.config import ServerConfig
 from swarmkeeper.dispatch.requests import Request
-from tests.autoscale_support import FAST, none_left, swarmui_backends_fds, wait_for, workers_of
+from tests.autoscale_support import FAST, left_running, none_left, swarmui_backends_fds, wait_for, workers_of
 from tests.servers import ROOT, APIClient, on_loopback, test_config
 from tests.slurm_cluster import Job, SlurmCluster, running_cluster, sbin
 
@@ -59,7 +59,7 @@ async def farm(tmp_path: Path, cluster: SlurmCluster, monkeypatch: pytest.Monkey
     for name, value in cluster.env.items():
         monkeypatch.setenv(name, value)
     farm = Farm(folder, folder / "start-worker.sh", monkeypatch)
-    farm.set(WORKER_KIND="comfyui", WORKER_ADDRESS="127.0.0.1", WORKER_RETRIES="4",
+    farm.set(WORKER_KIND="comfyui", WORKER_ADDRESS="127.0.0.1", WORKER_RETRIES="20",
              WORKER_COMFYUI=f"{sys.executable} -m swarmkeeper_doubles.fake_comfyui --host 127.0.0.1")
     yield farm
     await cluster.until_queue(lambda jobs: not jobs, "ended every job of the test", timeout=20)
@@ -77,10 +77,11 @@ def states(jobs: list[Job]) -> list[str]:
     return sorted(job.state for job in jobs)
 
 
-def gpu_of(cluster: SlurmCluster, job: Job) -> str:
-    """The index of the GPU Slurm gave the job (``GRES=gpu:1(IDX:0)``)."""
-    detail = cluster.run("scontrol", "show", "job", "-d", job.id).stdout
-    return detail.split("GRES=gpu:1(IDX:", 1)[1].split(")", 1)[0]
+def gpus_seen(farm: Farm) -> list[str]:
+    """CUDA_VISIBLE_DEVICES of each running worker (a fake ComfyUI in a job, started in the farm's
+    folder): the GPU Slurm gave its job."""
+    return sorted(process.environ().get("CUDA_VISIBLE_DEVICES", "") for process in left_running(farm.folder)
+                  if "swarmkeeper_doubles.fake_comfyui" in process.info["cmdline"])
 
 
 def scaler_of(server_services: object) -> AutoScaler:
@@ -117,7 +118,9 @@ async def test_a_burst_runs_workers_as_slurm_jobs_and_a_third_waits_for_a_free_g
         running = [job for job in jobs if job.state == "RUNNING"]
         assert waiting.reason == "Resources"
         assert all(job.name.startswith("swarmkeeper-worker-") for job in jobs)
-        assert sorted(gpu_of(cluster, job) for job in running) == ["0", "1"]  # a GPU each
+        await wait_for(api, lambda listing: sum(w["status"] == "running" for w in workers_of(listing)) == 2,
+                       what="two workers running")
+        assert gpus_seen(farm) == ["0", "1"]  # a GPU each
         await asyncio.wait_for(burst, 60)
         assert len(served) == 6 and set(served) <= {f"{PREFIX}ComfyUI worker #{n}" for n in (1, 2, 3)}
         scaler = scaler_of(server.services)
@@ -141,7 +144,7 @@ async def test_a_burst_runs_workers_as_slurm_jobs_and_a_third_waits_for_a_free_g
 async def test_an_idle_swarmkeeper_worker_shuts_down_and_its_job_ends(
         farm: Farm, cluster: SlurmCluster, tmp_path: Path) -> None:
     farm.set(WORKER_KIND="swarmkeeper", WORKER_SWARMKEEPER=f"{sys.executable} -m swarmkeeper",
-             WORKER_LISTEN="127.0.0.1", WORKER_CONTROL_MINUTES="1", WORKER_RETRIES="10")
+             WORKER_LISTEN="127.0.0.1", WORKER_CONTROL_MINUTES="1", WORKER_RETRIES="30")
     config = master(tmp_path, farm.script, MaxBackends=1, MinQueuedBeforeExpand=1, MinIdleTime=0.05,
                     MinWaitBetweenStop=0, ConnectionAttemptTimeoutSeconds=5)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
