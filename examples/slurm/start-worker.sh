@@ -10,9 +10,11 @@
 #     SIGTERM reaches this script's process group, and the job is cancelled (scancel);
 #   - Slurm refuses the job or finds no GPU within WORKER_WAIT seconds: DeclareFailed, with Slurm's
 #     words, and the backend waits MinWaitAfterFailure before asking again.
-# No shared folder is needed between the master and the nodes except this folder's worker-job.sh.
+# srun runs ./worker-job.sh in this folder on the node: the folder must be at the same path there (a
+# shared home or project folder, as on most clusters). The master needs Slurm's client commands (srun,
+# scancel) set up to submit jobs, as any login node has.
 set -u
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 
 # --- What to ask Slurm for: edit here, or set them in the master's environment ------------------
 GPUS=${WORKER_GPUS:-1}                 # GPUs per worker (srun --gpus)
@@ -26,26 +28,29 @@ EXTRA_ARGS=${WORKER_SRUN_ARGS:-}       # more srun options, e.g. "--account=lab 
 
 say() { echo "[SwarmAutoScaleBackend]$1[/SwarmAutoScaleBackend]"; }
 NAME="swarmkeeper-worker-$(hostname -s)-$$"   # names this launch's job, queued or running
-errors=$(mktemp "${TMPDIR:-/tmp}/start-worker-XXXXXX")
-cancel() {
-    scancel --name="$NAME" --user="$(id -un)" 2>/dev/null
-    rm -f "$errors"
-    exit 143
+trap 'scancel --name="$NAME" --user="$(id -un)" 2>/dev/null; exit 143' TERM INT HUP
+
+# srun's stderr (its own messages and the worker's), passed on line by line; at its end, when srun
+# failed, Slurm's last error as DeclareFailed.
+relay() {
+    local line last="" code=1
+    while IFS= read -r line; do
+        case "$line" in
+            "start-worker.sh: srun exit code "*) code=${line##* } ;;
+            "srun: error: "* | "srun: fatal: "*) last=${line#srun: *: }; printf '%s\n' "$line" >&2 ;;
+            *) printf '%s\n' "$line" >&2 ;;
+        esac
+    done
+    [ "$code" = 0 ] || say "DeclareFailed: Slurm did not run the worker: ${last:-srun ended with exit code $code}"
+    return "$code"  # (the backend ignores a DeclareFailed after NewURL)
 }
-trap cancel TERM INT HUP
 
 args=(--job-name="$NAME" --nodes=1 --ntasks=1 --gpus="$GPUS" --time="$TIME")
 [ -n "$PARTITION" ] && args+=(--partition="$PARTITION")
 [ -n "$WAIT" ] && args+=(--immediate="$WAIT")
+exec 3>&1
+# In the background, so that the trap runs as soon as a signal comes. srun's stdout (the worker's
+# protocol lines and output) goes straight to ours; its stderr through relay.
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of options
-srun "${args[@]}" $EXTRA_ARGS ./worker-job.sh 2>"$errors" &
+{ srun "${args[@]}" $EXTRA_ARGS ./worker-job.sh 2>&1 >&3 3>&-; echo "start-worker.sh: srun exit code $?"; } | relay &
 wait $!
-code=$?
-cat "$errors" >&2
-if [ "$code" != 0 ]; then
-    # Ignored by the backend once the worker gave its URL; before that, the reason of the failure.
-    reason=$(grep -E '^srun: (error|fatal): ' "$errors" | tail -n 1 | sed -E 's/^srun: (error|fatal): //')
-    say "DeclareFailed: Slurm did not run the worker: ${reason:-srun ended with exit code $code}"
-fi
-rm -f "$errors"
-exit "$code"
