@@ -7,6 +7,7 @@ is queued and nothing the launches started runs on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -18,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from swarmkeeper.backends.autoscale import AutoScaler
+from swarmkeeper import fds
+from swarmkeeper.backends.autoscale import AUTOSCALING_TYPE, AutoScaler, AutoScalingSettings
 from swarmkeeper.backends.autoscale_provider import LaunchFailed
 from swarmkeeper.backends.autoscale_script import ScriptProvider, ScriptRun
 from swarmkeeper.backends.demand import Demand
@@ -223,3 +225,18 @@ async def test_a_queued_launch_past_its_timeout_cancels_its_job(
     assert outcome == LaunchFailed("The start script gave no NewURL within 3 s; it was stopped.")
     # The script was sent SIGTERM and cancelled its queued job: it never takes a GPU later.
     assert [job.name for job in await cluster.queue()] == ["someone-else"]
+
+
+def test_the_readme_shows_the_example_as_it_is() -> None:
+    """README's Slurm section quotes both scripts whole, and its Backends.fds entry loads as an
+    autoscaling backend with settings that exist."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### On Slurm\n", 1)[1].split("\n## ", 1)[0]
+    for name in ("start-worker.sh", "worker-job.sh"):
+        assert f"```bash\n{(EXAMPLE / name).read_text()}```" in section, f"README's copy of {name} is out of date"
+    entry = fds.loads(section.split("\n```\n", 1)[1].split("```", 1)[0])["0"]
+    assert isinstance(entry, fds.Section) and entry["type"] == AUTOSCALING_TYPE.id
+    settings = entry["settings"]
+    known = {field.name for field in dataclasses.fields(AutoScalingSettings)}
+    assert isinstance(settings, fds.Section) and set(settings) <= known
+    assert settings["StartScript"] == "/shared/farm/start-worker.sh"
