@@ -4,8 +4,8 @@ a temporary folder; one node with two fake GPUs (``gres.conf``: ``Name=gpu File=
 
 Client commands (srun, squeue, scancel) reach it through ``SLURM_CONF`` (``cluster.env``). ``stop``
 checks with psutil that none of its processes is left: the daemons, slurmctld's slurmscriptd and the
-slurmstepd per job step (which run as init's children, their names rewritten), that is every process
-with one of those names that was not there before the cluster started.
+slurmstepd per job step (init's children, their names rewritten), known as this cluster's by the file
+of its folder each holds open (a log), so another session's Slurm is never touched.
 """
 
 from __future__ import annotations
@@ -91,8 +91,6 @@ def slurm_conf(folder: Path, controller: str, ports: tuple[int, int]) -> str:
 class SlurmCluster:
     folder: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    #: Slurm processes that ran before this cluster started (not its own).
-    before: frozenset[int] = frozenset()
 
     @property
     def conf(self) -> Path:
@@ -106,7 +104,6 @@ class SlurmCluster:
     # --- starting ---
 
     def start(self, timeout: float = 30.0) -> None:
-        self.before = frozenset(process.pid for process in slurm_processes())
         for sub in ("state", "spool", "log"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         key = self.folder / "munge.key"
@@ -206,19 +203,16 @@ class SlurmCluster:
         assert not left, f"Slurm processes left running: {[p.info for p in left]}"
 
     def left_running(self) -> list[psutil.Process]:
-        return [process for process in slurm_processes() if process.pid not in self.before]
-
-
-def slurm_processes() -> list[psutil.Process]:
-    """Every live (not zombie) Slurm or munge process on the machine."""
-    found = []
-    for process in psutil.process_iter(["pid", "name", "cmdline"]):
-        try:
-            if process.info["name"] in NAMES and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
+        """This cluster's live (not zombie) Slurm and munge processes."""
+        found = []
+        for process in psutil.process_iter(["pid", "name", "cmdline"]):
+            try:
+                if process.info["name"] in NAMES and process.status() != psutil.STATUS_ZOMBIE and any(
+                        Path(opened.path).is_relative_to(self.folder) for opened in process.open_files()):
+                    found.append(process)
+            except psutil.Error:
+                continue
+        return found
 
 
 def end_group(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -240,3 +240,17 @@ def test_the_readme_shows_the_example_as_it_is() -> None:
     known = {field.name for field in dataclasses.fields(AutoScalingSettings)}
     assert isinstance(settings, fds.Section) and set(settings) <= known
     assert settings["StartScript"] == "/shared/farm/start-worker.sh"
+
+
+async def test_a_cluster_stopped_with_a_job_running_leaves_nothing(tmp_path: Path) -> None:
+    """The fixture's own promise: stop() cancels what runs and ends every daemon (a cluster of the
+    test's own, beside the module's)."""
+    with running_cluster(tmp_path / "slurm") as own:
+        job = await asyncio.create_subprocess_exec(
+            sbin("srun"), "--gpus=1", "sleep", "120", env={**os.environ, **own.env},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        await own.until_queue(lambda jobs: [j.state for j in jobs] == ["RUNNING"], "the job running")
+        names = sorted(process.info["name"] for process in own.left_running())
+        assert names == ["munged", "slurmctld", "slurmd", "slurmscriptd", "slurmstepd"]
+    assert own.left_running() == []
+    assert await asyncio.wait_for(job.wait(), 15) != 0  # srun ended with its cancelled job
