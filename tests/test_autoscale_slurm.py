@@ -23,6 +23,7 @@ from swarmkeeper import fds
 from swarmkeeper.backends.autoscale import AUTOSCALING_TYPE, AutoScaler, AutoScalingSettings
 from swarmkeeper.backends.autoscale_provider import LaunchFailed
 from swarmkeeper.backends.autoscale_script import ScriptProvider, ScriptRun
+from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
 from swarmkeeper.backends.demand import Demand
 from swarmkeeper.config import ServerConfig
 from swarmkeeper.dispatch.requests import Request
@@ -68,11 +69,11 @@ async def farm(tmp_path: Path, cluster: SlurmCluster, monkeypatch: pytest.Monkey
     await none_left(folder)
 
 
-def master(tmp_path: Path, script: Path, **settings: object) -> ServerConfig:
+def master(tmp_path: Path, script: Path, timings: AutoscaleTimings = FAST, **settings: object) -> ServerConfig:
     data = tmp_path / "master"
     data.mkdir()
     (data / "Backends.fds").write_text(swarmui_backends_fds(script, **settings))
-    return test_config(data, autoscale=FAST, comfy_port=None)
+    return test_config(data, autoscale=timings, comfy_port=None)
 
 
 def states(jobs: list[Job]) -> list[str]:
@@ -147,8 +148,9 @@ async def test_an_idle_swarmkeeper_worker_shuts_down_and_its_job_ends(
         farm: Farm, cluster: SlurmCluster, tmp_path: Path) -> None:
     farm.set(WORKER_KIND="swarmkeeper", WORKER_SWARMKEEPER=f"{sys.executable} -m swarmkeeper",
              WORKER_LISTEN="127.0.0.1", WORKER_CONTROL_MINUTES="1", WORKER_RETRIES="30")
-    config = master(tmp_path, farm.script, MaxBackends=1, MinQueuedBeforeExpand=1, MinIdleTime=0.05,
-                    MinWaitBetweenStop=0, ConnectionAttemptTimeoutSeconds=5)
+    # A long grace: the launch is not signalled while the worker ends itself, however slow the machine.
+    config = master(tmp_path, farm.script, dataclasses.replace(FAST, grace=30.0), MaxBackends=1,
+                    MinQueuedBeforeExpand=1, MinIdleTime=0.05, MinWaitBetweenStop=0, ConnectionAttemptTimeoutSeconds=5)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         api = APIClient(http, server.services)
         await api.wait_status(0, "running")
@@ -250,7 +252,11 @@ async def test_a_cluster_stopped_with_a_job_running_leaves_nothing(tmp_path: Pat
             sbin("srun"), "--gpus=1", "sleep", "120", env={**os.environ, **own.env},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         await own.until_queue(lambda jobs: [j.state for j in jobs] == ["RUNNING"], "the job running")
-        names = sorted(process.info["name"] for process in own.left_running())
+        for _ in range(200):  # its slurmstepd comes up a moment after the job is RUNNING
+            names = sorted(process.info["name"] for process in own.left_running())
+            if "slurmstepd" in names:
+                break
+            await asyncio.sleep(0.05)
         assert names == ["munged", "slurmctld", "slurmd", "slurmscriptd", "slurmstepd"]
     assert own.left_running() == []
     assert await asyncio.wait_for(job.wait(), 15) != 0  # srun ended with its cancelled job
