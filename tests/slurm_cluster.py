@@ -109,7 +109,8 @@ class SlurmCluster:
         key = self.folder / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        self.conf.write_text(slurm_conf(self.folder, socket.gethostname(), (free_port(), free_port())))
+        host = socket.gethostname().split(".")[0]  # slurmctld knows itself by the short name
+        self.conf.write_text(slurm_conf(self.folder, host, (free_port(), free_port())))
         (self.folder / "gres.conf").write_text(f"NodeName={NODE} Name=gpu File=/dev/tty[0-{GPUS - 1}]\n")
         self._spawn("munged", "-F", "--force", f"--socket={self.folder}/munge.socket", f"--key-file={key}",
                     f"--pid-file={self.folder}/munged.pid", f"--log-file={self.folder}/log/munged.log",
