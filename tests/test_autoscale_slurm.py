@@ -139,7 +139,7 @@ async def test_a_burst_runs_workers_as_slurm_jobs_and_a_third_waits_for_a_free_g
                        and scaler.launching == 0, what="the queued job's worker running")
         (third,) = [w for w in scaler.workers.values()
                     if isinstance(w.handle, ScriptRun) and w.handle.process.pid == launch_pid(waiting)]
-        assert third.running and third.url.startswith("http://127.0.0.1:")
+        assert third.running and third.url.startswith("http://127.0.0.1:") and third.retries == 20  # DoRetries
         assert scaler.launches == 3  # nothing launched twice
     # The master stopped: it released its workers, and their jobs were cancelled (farm checks).
 
