@@ -39,16 +39,20 @@ class PromptNeeds:
     choices: tuple[Choice, ...]
     model: str | None
     info_of: InfoSource
-    _cache: dict[tuple[int, int], Refusal | None] = field(default_factory=dict, repr=False)
+    #: Verdicts per node list (``id(info)`` -> (info, verdict)): backends of one install share one
+    #: ``object_info`` object (comfyui_info.InfoBook), so a prompt is judged once per install.
+    _cache: dict[int, tuple[Mapping[str, Any], Refusal | None]] = field(default_factory=dict, repr=False)
 
     def __call__(self, record: BackendRecord) -> Refusal | None:
         info = self.info_of(record)
         if isinstance(info, Refusal):
             return info
-        key = (record.id, id(info))
-        if key not in self._cache:
-            self._cache[key] = _judged(self, info)
-        return self._cache[key]
+        known = self._cache.get(id(info))
+        if known is not None and known[0] is info:
+            return known[1]
+        verdict = _judged(self, info)
+        self._cache[id(info)] = (info, verdict)
+        return verdict
 
     def judge(self, info: Mapping[str, Any]) -> Refusal | None:
         missing = sorted(self.classes - info.keys())
