@@ -120,6 +120,8 @@ def unserved(request: Request, records: Sequence[BackendRecord]) -> Decision:
         refusal = refused(request, record)
         if refusal is None:
             return BUSY
+        if refusal.final:
+            return Fail(refusal.reason)
         loading = loading or refusal.transient
     return STILL_LOADING if loading else explain(request, records)
 
@@ -190,7 +192,9 @@ def select(request: Request, records: Sequence[BackendRecord], now: float, polic
     available: list[BackendRecord] = []
     model = request.model
     for record in candidates:
-        if refused(request, record) is not None:
+        if (refusal := refused(request, record)) is not None:
+            if refusal.final:
+                return Fail(refusal.reason)
             continue
         if record.usages <= 0 and (model is None or holds(record, model)):
             return Assign(record)  # what choose() would pick: the first in id order of the best kind
