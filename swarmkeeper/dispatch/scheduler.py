@@ -147,7 +147,11 @@ class Scheduler:
     # --- passes ---
 
     def wake(self, *, full: bool = False) -> None:
-        """Something changed: have the loop run a pass soon (a full one if asked)."""
+        """Something changed: have the loop run a pass soon (a full one if asked). With nothing
+        waiting there is nothing a pass could do (the backends' churn at 1,000 backends would
+        otherwise run hundreds of empty passes a second)."""
+        if not self._pending:
+            return
         self._full_wanted = self._full_wanted or full
         self._wake.set()
 
