@@ -90,21 +90,17 @@ class Targets:
         if known is not None and known[0] == version:
             return known[1]
         prompt = record.backend.prompt_target()
-        if isinstance(prompt, PromptTarget) and prompt.node_list is None:
-            self._asking.add(record)
-            return self._asked_info(record, prompt)
-        found = self._read(prompt, record)
-        self._known[record] = (version, found)
-        return found
-
-    def _read(self, prompt: PromptTarget | NoPrompts | None, record: BackendRecord) -> InfoOrWhy:
         if prompt is None:
             return Refusal(f"a {record.type.id} backend cannot run ComfyUI prompts")
         if isinstance(prompt, NoPrompts):
             return Refusal(prompt.reason)
-        assert prompt.node_list is not None
+        if prompt.node_list is None:
+            self._asking.add(record)
+            return self._asked_info(record, prompt)
         info = prompt.node_list()
-        return info if info else Refusal("its node list is not read yet", True)
+        found = info if info else Refusal("its node list is not read yet", True)
+        self._known[record] = (version, found)  # a backend's own node list: a change to it is a change to the record
+        return found
 
     def _asked_info(self, record: BackendRecord, prompt: PromptTarget) -> Mapping[str, Any] | Refusal:
         known = self._asked.get(record.id)
