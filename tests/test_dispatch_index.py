@@ -17,8 +17,8 @@ from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.dispatch.free import FreeBackends
-from swarmkeeper.dispatch.needs import needs_of
-from swarmkeeper.dispatch.requests import Policy, Refusal, Request
+from swarmkeeper.dispatch.needs import LATE_INVALID, LateNeeds, needs_of
+from swarmkeeper.dispatch.requests import NoBackend, Policy, Refusal, Request
 from swarmkeeper.dispatch.scheduler import Scheduler
 from swarmkeeper.dispatch.select import has_free_slot
 from swarmkeeper.dispatch.targets import Targets
@@ -26,9 +26,9 @@ from tests.dispatch_support import Clock, FakeBackend, NoSettings, fake_record
 
 INFO_A = MappingProxyType({"SaveImage": {"input": {"required": {"images": ["IMAGE"]}}, "output": [],
                                          "output_node": True},
-                           "Loader": {"input": {"required": {"ckpt_name": [["a.safetensors"]]}}, "output": ["MODEL"]}})
+                           "Loader": {"input": {"required": {"ckpt_name": [["a.safetensors"]]}}, "output": ["IMAGE"]}})
 INFO_B = MappingProxyType({**INFO_A, "Loader": {"input": {"required": {"ckpt_name": [["b.safetensors"]]}},
-                                                "output": ["MODEL"]}})
+                                                "output": ["IMAGE"]}})
 
 
 class ComfyLike(FakeBackend):
@@ -186,3 +186,39 @@ def test_a_prompt_is_judged_once_per_node_list() -> None:
     assert verdicts[0] is None and verdicts[2] is None and verdicts[4] is None
     assert verdicts[1] == Refusal("missing ckpt_name 'b.safetensors' (node 1, Loader)")
     assert len(needs._cache) == 2  # two node lists, two verdicts
+
+
+async def test_a_final_refusal_fails_the_request_though_a_backend_may_come_back() -> None:
+    registry = BackendRegistry()
+    registry.add(fake_record(0))
+    registry.add(fake_record(1, status=BackendStatus.LOADING))
+    scheduler = Scheduler(registry, Policy, clock=Clock())
+    later = Request(check=lambda record: Refusal("not yet", transient=True))
+    assert not scheduler.submit(later).done()  # a transient refusal (and a loading backend): it waits
+    scheduler.withdraw(later)
+    failed = scheduler.submit(Request(check=lambda record: Refusal("the prompt is invalid", final=True)))
+    assert isinstance(failed.exception(), NoBackend) and failed.exception().message == "the prompt is invalid"  # type: ignore[union-attr]
+
+
+async def test_a_prompt_with_no_node_list_known_waits_then_is_validated_on_the_first_one() -> None:
+    registry = BackendRegistry()
+    record = comfy_record(0, MappingProxyType({}))
+    registry.add(record)
+    targets = Targets(registry=registry)
+    scheduler = Scheduler(registry, Policy, clock=Clock())
+    graph = {"1": {"class_type": "Loader", "inputs": {"ckpt_name": "b.safetensors"}},
+             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    outputs: list[str] = []
+    needs = LateNeeds(frozenset(), (), None, targets.info_of, body={"prompt": graph},
+                      union=lambda: targets.union(registry.all()), outputs=outputs)
+    future = scheduler.submit(Request(check=needs))
+    assert not future.done()  # its node list is not read yet: it waits
+    record.backend.set_info(INFO_B)  # type: ignore[attr-defined]
+    scheduler.pump(full=True)
+    assert future.result().record is record and outputs == ["2"] and needs.classes == {"Loader", "SaveImage"}
+    scheduler.release(record)
+    wrong = LateNeeds(frozenset(), (), None, targets.info_of, body={"prompt": graph},
+                      union=lambda: MappingProxyType({}), outputs=[])
+    record.backend.set_info(INFO_A)  # type: ignore[attr-defined]
+    failed = scheduler.submit(Request(check=wrong))
+    assert failed.exception().message.startswith(LATE_INVALID + "Prompt outputs failed validation")  # type: ignore[union-attr]
