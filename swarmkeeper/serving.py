@@ -30,7 +30,9 @@ log = logging.getLogger("swarmkeeper")
 def freeze_what_is_loaded() -> None:
     """Leave what the start loaded (modules, settings, the backends' records) out of the collector's
     passes from now on: it lives as long as the server. At 1,000 backends a full pass took ~94 ms of
-    CPU (a stall every answer waiting then sees); with this, ~28 ms (docs/performance.md)."""
+    CPU (a stall every answer waiting then sees); with this, ~28 ms (docs/performance.md). The price:
+    a backend loaded now and deleted later stays in memory (record and backend refer to each other,
+    a cycle only the collector frees), a few KB each."""
     gc.collect()  # no garbage is frozen with it
     gc.freeze()
 
