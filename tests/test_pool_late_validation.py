@@ -1,11 +1,13 @@
-"""A prompt sent to the pool while an autoscaling backend has no worker (MinBackends 0), so no node
-list is known anywhere yet: it is queued, a worker is started for it, and it is validated and run
-there; a prompt that worker cannot run fails then with ComfyUI's validation text. (A prompt that
-nothing could ever run is still refused at once: test_dispatch_pool.py::test_no_running_backend_refuses_at_once.)"""
+"""Prompts sent to the pool before any node list is known anywhere: while an autoscaling backend has
+no worker (MinBackends 0), the prompt is queued, a worker is started for it, and it is validated and
+run there; a prompt that worker cannot run fails then with ComfyUI's validation text; while the only
+backend's ComfyUI is not up yet, the prompt waits for it. (A prompt that nothing could ever run is
+still refused at once: test_dispatch_pool.py::test_no_running_backend_refuses_at_once.)"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ import httpx
 from swarmkeeper.backends.autoscale import AutoScaler
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.dispatch.needs import LATE_INVALID
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
 from tests.autoscale_support import FAST, comfy_worker_script, none_left, swarmui_backends_fds, workers_of
 from tests.comfy_peer import invert_graph
+from tests.pool_support import write_backends_settings
 from tests.servers import APIClient, on_loopback, test_config
 
 
@@ -69,3 +73,22 @@ async def test_a_prompt_the_worker_cannot_run_fails_once_its_node_list_is_known(
         pool = server.services.dispatch.pool
         assert pool.remaining == 0 and pool.scheduler.pending == []
     await none_left(tmp_path)
+
+
+async def test_a_prompt_waits_for_the_only_backend_to_come_up(tmp_path: Path) -> None:
+    held = socket.socket()  # bound, not listening: the backend's attempts are refused until the fake takes it
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    write_backends_settings(tmp_path, MaxBackendInitAttempts=100)
+    async with on_loopback(test_config(tmp_path, comfy_port=None)) as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+        backend_id = int((await api.ok("AddNewBackend", type_id="comfyui_api"))["id"])
+        await api.ok("EditBackend", backend_id=backend_id, title="later", settings={"Address": f"http://127.0.0.1:{port}"})
+        await api.wait_status(backend_id, "waiting")
+        async with ComfyClient(server.url + "/ComfyBackendDirect", timeout=30) as comfy:
+            queued = await comfy.queue_prompt(invert_graph(9), client_id="later")
+            held.close()
+            async with run_fake_comfyui(port=port, job_seconds=0.01):
+                entry = await history_of(comfy, queued["prompt_id"])
+        assert entry["status"]["status_str"] == "success"
