@@ -19,3 +19,11 @@ SECRET_PLACEHOLDER = "\t<secret>"
 
 class RawJSON(bytes):
     """An answer already serialised (the ListBackends fast path); sent as it is."""
+
+
+class GzipJSON(RawJSON):
+    """An answer already serialised that may be sent gzip-compressed to a caller that accepts gzip
+    (the ListBackends answer; api/views.py makes the gzip once per answer, when first asked)."""
+
+    #: The same bytes as one gzip member, once made.
+    gzipped: bytes | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+from swarmkeeper.api.gzipped import accepts_gzip
 from swarmkeeper.api.permissions import (
     ADD_REMOVE_BACKENDS,
     CONTROL_MEM_CLEAN,
@@ -16,7 +17,7 @@ from swarmkeeper.api.permissions import (
 from swarmkeeper.api.routes import APICall, RawInput, RouteTable
 from swarmkeeper.api.views import backend_json
 from swarmkeeper.exceptions import APIError
-from swarmkeeper.types import JSONObject, RawJSON
+from swarmkeeper.types import GzipJSON, JSONObject
 
 log = logging.getLogger("swarmkeeper.api")
 routes = RouteTable()
@@ -32,6 +33,11 @@ BACKEND_EXAMPLE = """
 def may_edit(call: APICall) -> bool:
     """Whether the caller sees private settings (header lines that may hold tokens) as they are."""
     return call.user.may(EDIT_BACKENDS)
+
+
+def wants_gzip(call: APICall) -> bool:
+    """An HTTP caller whose Accept-Encoding allows gzip (a websocket caller gets text)."""
+    return call.send is None and accepts_gzip(call.connection.headers.get("accept-encoding", ""))
 
 
 def refuse_if_locked(call: APICall) -> None:
@@ -57,10 +63,10 @@ async def list_backends(
     nonreal: Annotated[bool, "If true, include 'non-real' backends (ones that were spawned temporarily or "
                              "internally)."] = False,
     full_data: Annotated[bool, "If true, include 'full data' (current_model) for each backend."] = False,
-) -> RawJSON:
+) -> GzipJSON:
     """Returns a list of currently registered backends, keyed by id, in ascending id order."""
-    return call.services.listing.render(call.services.registry.all(), nonreal=nonreal, full_data=full_data,
-                                        editor=may_edit(call))
+    return await call.services.listing.answer(call.services.registry.all(), nonreal=nonreal, full_data=full_data,
+                                              editor=may_edit(call), gzip=wants_gzip(call))
 
 
 @routes.route("AddNewBackend", flag=ADD_REMOVE_BACKENDS, returns="{" + BACKEND_EXAMPLE + "}")

@@ -22,11 +22,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from swarmkeeper import dotnet
 from swarmkeeper.api.bodies import BodyTooLarge, body_cap, read_capped
+from swarmkeeper.api.gzipped import accepts_gzip
 from swarmkeeper.api.permissions import PUBLIC
 from swarmkeeper.api.routes import APICall, Route
 from swarmkeeper.api.users import ANONYMOUS, User
 from swarmkeeper.exceptions import APIError, InvalidSession, TransportError
-from swarmkeeper.types import JSONObject, RawJSON
+from swarmkeeper.types import GzipJSON, JSONObject, RawJSON
 
 if TYPE_CHECKING:
     from swarmkeeper.services import Services
@@ -39,10 +40,16 @@ _LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 class SwarmJSONResponse(JSONResponse):
-    """Compact JSON (orjson), never cached; an answer already serialised is sent as it is."""
+    """Compact JSON (orjson), never cached; an answer already serialised is sent as it is, and one
+    that carries its gzip is sent as that to a caller that accepts gzip (``gzip``)."""
 
-    def __init__(self, content: Any, status_code: int = 200, *, close: bool = False) -> None:
+    def __init__(self, content: Any, status_code: int = 200, *, close: bool = False, gzip: bool = False) -> None:
         headers = {"Cache-Control": "no-store", **({"Connection": "close"} if close else {})}
+        if isinstance(content, GzipJSON):
+            headers["Vary"] = "Accept-Encoding"
+            if gzip and content.gzipped is not None:
+                headers["Content-Encoding"] = "gzip"
+                content = RawJSON(content.gzipped)
         super().__init__(content, status_code=status_code, headers=headers)
 
     def render(self, content: Any) -> bytes:
@@ -174,7 +181,8 @@ async def api_http(request: Request) -> Response:
     try:
         raw = await read_http_body(services, request)
         read = True
-        return SwarmJSONResponse(await dispatch(services, name, parse_body(raw), request))
+        result = await dispatch(services, name, parse_body(raw), request)
+        return SwarmJSONResponse(result, gzip=accepts_gzip(request.headers.get("accept-encoding", "")))
     except APIError as error:
         log.info("API call %s refused: %s", name, error.message)
         return SwarmJSONResponse({"error": error.message})

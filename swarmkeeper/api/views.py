@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -11,10 +12,11 @@ from datetime import UTC, datetime
 
 import orjson
 
+from swarmkeeper.api.gzipped import deflate_last, deflate_piece, gzip_member
 from swarmkeeper.backends.record import BackendRecord, ChangeClock
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.timefmt import time_since
-from swarmkeeper.types import JSONObject, RawJSON
+from swarmkeeper.types import GzipJSON, JSONObject
 
 
 def backend_json(record: BackendRecord, *, editor: bool, full_data: bool = False,
@@ -74,16 +76,24 @@ def _wall_time(monotonic: float | None) -> str | None:
 
 
 _NEVER_USED = b'"seconds_since_used":0,"time_since_used":"Never"'
+#: The gzip's pieces that never change: the end of a listing, and the start of an empty one.
+_CLOSE = deflate_last(b"}")
+_OPEN = deflate_piece(b"{")
+#: Above this many entries to deflate (~10-15 µs each), the gzip is made on a worker thread.
+INLINE_PIECES = 64
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Listing:
     """A whole ListBackends answer, and what it is valid for."""
 
     records: Sequence[BackendRecord]  # the registry's list it was made from (a new list after a change in membership)
     ticks: int  # the ChangeClock when it was made
     until: float  # the monotonic time a time-since-used figure in it changes
-    body: RawJSON
+    body: GzipJSON
+    shown: list[BackendRecord]  # the backends in it, in order
+    parts: list[bytes]  # their entries, as joined into ``body``
+    gzipping: asyncio.Task[None] | None = None  # its gzip being made (once; body.gzipped when done)
 
 
 @dataclass(frozen=True)
@@ -96,44 +106,102 @@ class _Entry:
     part: bytes  # ``"<id>":{...}``
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """One entry deflated for the answer's gzip (api/gzipped.py), with the separator ahead of it."""
+
+    part: bytes  # the entry
+    before: bytes | None  # the entry ahead of it in the answer, its dictionary (None: it comes first)
+    data: bytes
+
+
 class ListingCache:
     """ListBackends, serialised. The whole answer is reused while no record changed (the
     :class:`~swarmkeeper.backends.record.ChangeClock`), the registry's list is the same and no
     time-since-used figure has moved on a second; otherwise it is put together again from each
     backend's cached entry, rebuilt only when that backend changed (``record.version``) or its
     time-since-used moved. With 1,000 backends whose statuses move all the time (nearly every
-    answer follows some change), putting it together is one look-up per backend and a join."""
+    answer follows some change), putting it together is one look-up per backend and a join.
+
+    Its gzip, for callers that accept one, is made once per answer when first asked for, from each
+    entry deflated apart (kept while the entry and the one ahead of it are the same), so a change
+    costs the deflating of the entries it touched, a join and a checksum, never the whole answer."""
 
     def __init__(self) -> None:
-        #: (full_data, editor) -> record -> its entry
+        #: (full_data, editor) -> record -> its entry, and its gzip piece
         self._entries: dict[tuple[bool, bool], dict[BackendRecord, _Entry]] = {}
+        self._pieces: dict[tuple[bool, bool], dict[BackendRecord, _Piece]] = {}
         self._listings: dict[tuple[bool, bool, bool], _Listing] = {}
 
     def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool,
-               editor: bool) -> RawJSON:
+               editor: bool) -> GzipJSON:
         """The answer; ``editor`` (the caller may edit backends) shows private settings unmasked."""
+        return self._render(records, nonreal, full_data, editor).body
+
+    async def answer(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool, editor: bool,
+                     gzip: bool) -> GzipJSON:
+        """The answer as :meth:`render` gives it, its ``gzipped`` made first when ``gzip`` (the caller
+        accepts it). The gzip is of the answer as it was when this call began."""
+        listing = self._render(records, nonreal, full_data, editor)
+        if gzip and listing.body.gzipped is None:
+            if listing.gzipping is None:
+                pieces = self._pieces.setdefault((full_data, editor), {})
+                listing.gzipping = asyncio.create_task(_gzip(listing, pieces))
+            await asyncio.shield(listing.gzipping)
+        return listing.body
+
+    def _render(self, records: Sequence[BackendRecord], nonreal: bool, full_data: bool, editor: bool) -> _Listing:
         now = time.monotonic()
         last = self._listings.get((nonreal, full_data, editor))
         if last is not None and last.records is records and last.ticks == ChangeClock.ticks and now < last.until:
-            return last.body
+            return last
         ticks = ChangeClock.ticks
         until = math.inf
         entries = self._entries.setdefault((full_data, editor), {})
+        shown: list[BackendRecord] = []
         parts: list[bytes] = []
         for record in records:
             entry = entries.get(record)
             if entry is None or entry.version != record.version or now >= entry.until:
                 entry = entries[record] = _entry(record, full_data, editor, now)
             if nonreal or entry.real:
+                shown.append(record)
                 parts.append(entry.part)
                 if entry.until < until:
                     until = entry.until
         if len(entries) > len(records):  # some were removed: forget their entries
+            pieces = self._pieces.get((full_data, editor), {})
             for gone in entries.keys() - set(records):
                 del entries[gone]
-        body = RawJSON(b"{" + b",".join(parts) + b"}")
-        self._listings[(nonreal, full_data, editor)] = _Listing(records, ticks, until, body)
-        return body
+                pieces.pop(gone, None)
+        body = GzipJSON(b"{" + b",".join(parts) + b"}")
+        listing = self._listings[(nonreal, full_data, editor)] = _Listing(records, ticks, until, body, shown, parts)
+        return listing
+
+
+async def _gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> None:
+    """Set ``listing.body.gzipped``, deflating only the entries whose piece is not kept (on a worker
+    thread when there are many: only bytes go there, the pieces are stored here)."""
+    data: list[bytes] = []
+    todo: list[tuple[int, bytes, bytes | None]] = []
+    before: bytes | None = None
+    for index, (record, part) in enumerate(zip(listing.shown, listing.parts, strict=True)):
+        piece = pieces.get(record)
+        if piece is not None and piece.part is part and piece.before is before:
+            data.append(piece.data)
+        else:
+            data.append(b"")
+            todo.append((index, part, before))
+        before = part
+    made = await asyncio.to_thread(_deflate, todo) if len(todo) > INLINE_PIECES else _deflate(todo)
+    for (index, part, ahead), deflated in zip(todo, made, strict=True):
+        pieces[listing.shown[index]] = _Piece(part, ahead, deflated)
+        data[index] = deflated
+    listing.body.gzipped = gzip_member(listing.body, [*(data or [_OPEN]), _CLOSE])
+
+
+def _deflate(todo: list[tuple[int, bytes, bytes | None]]) -> list[bytes]:
+    return [deflate_piece(b"{" + part if before is None else b"," + part, before) for _, part, before in todo]
 
 
 def _entry(record: BackendRecord, full_data: bool, editor: bool, now: float) -> _Entry:
