@@ -54,6 +54,9 @@ from swarmkeeper.files import write_atomic  # noqa: E402
 from swarmkeeper.net import free_port  # noqa: E402
 
 KB = 1024
+#: What a browser's fetch sends (the load's client does not decode it: it reads the bytes sent).
+BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
+IDENTITY = {"Accept-Encoding": "identity"}
 
 
 @dataclasses.dataclass
@@ -258,8 +261,8 @@ async def rss_of_empty(server: Server) -> int:
 
 
 async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_empty: int,
-                     options: argparse.Namespace) -> tuple[list[Figure], bytes]:
-    """The figures, and a ListBackends answer (for the baseline)."""
+                     options: argparse.Namespace) -> tuple[list[Figure], bytes, bytes]:
+    """The figures, and a ListBackends answer and its gzip (for the baselines)."""
     process = psutil.Process(server.process.pid)
     half = sum(1 for address in addresses if address in urls)
     reachable_ids = [n for n, address in enumerate(addresses) if address in urls]
@@ -281,8 +284,11 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
             await asyncio.wait_for(stream.ready.wait(), 10)
             quiet_delays = await restart_times(api, stream, reachable_ids[0], options.restarts)
             port = int(server.url.rsplit(":", 1)[1])
-            request = post_request("127.0.0.1", port, "/API/ListBackends",
-                                   json.dumps({"session_id": api.session}).encode())
+            session = json.dumps({"session_id": api.session}).encode()
+            request = post_request("127.0.0.1", port, "/API/ListBackends", session, BROWSER)
+            plain_request = post_request("127.0.0.1", port, "/API/ListBackends", session, IDENTITY)
+            plain = await run_load("127.0.0.1", port, plain_request, seconds=options.seconds,
+                                   connections=options.clients)  # for scale: as a client that takes no gzip
             events_before, stream_started = stream.events, time.perf_counter()
             load, delays = await both(run_load("127.0.0.1", port, request, seconds=options.seconds,
                                                connections=options.clients),
@@ -292,13 +298,21 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
                 await reader
-        body = (await api.http.post("/API/ListBackends", json={"session_id": api.session})).content
+        body = (await api.http.post("/API/ListBackends", json={"session_id": api.session}, headers=IDENTITY)).content
+        zipped = await api.http.post("/API/ListBackends", json={"session_id": api.session}, headers=BROWSER)
+        assert zipped.headers.get("content-encoding") == "gzip", zipped.headers
+        assert zipped.json().keys() == json.loads(body).keys()  # httpx decoded it: the same listing
+        gzipped = int(zipped.headers["content-length"])
     decisions_before = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum"), \
         await metric(server, "swarmkeeper_dispatch_decision_seconds_count")
     await drive(server.comfy_url, options.prompts, options.clients)
     total = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum") - decisions_before[0]
     count = await metric(server, "swarmkeeper_dispatch_decision_seconds_count") - decisions_before[1]
-    print(f"  ListBackends: {load.requests} answers of {len(body) // KB} KB in {load.seconds:.1f} s "
+    print(f"  ListBackends without gzip first (Accept-Encoding: identity), for scale: "
+          f"p50 {plain.median * 1000:.1f} ms, "
+          f"p99 {plain.percentile(0.99) * 1000:.1f} ms, {plain.rps:.0f}/s, errors {plain.errors}")
+    print(f"  ListBackends: {load.requests} answers of {gzipped // KB} KB gzip ({len(body) // KB} KB of JSON) in "
+          f"{load.seconds:.1f} s "
           f"({load.rps:.0f}/s), errors {load.errors}; the push stream carried {events_per_s:.0f} events/s "
           f"({stream.resyncs} resyncs); restarts seen after {', '.join(f'{d:.3f}' for d in delays)} s")
     print(f"  with nothing asked of it, the server used {churn_cpu:.0%} of one core (the moving statuses, the "
@@ -314,7 +328,7 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
         Figure(f"the same, while {options.clients} connections read ListBackends", max(delays), "s", 1.0,
                f"median {statistics.median(delays):.3f} s"),
     ]
-    return figures, body
+    return figures, body, zipped.content
 
 
 def start_baseline(body: bytes, folder: Path) -> tuple[int, subprocess.Popen[bytes]]:
@@ -326,6 +340,16 @@ def start_baseline(body: bytes, folder: Path) -> tuple[int, subprocess.Popen[byt
                                 "--log-level", "error", "--no-access-log"], cwd=ROOT,
                                env={**os.environ, "BASELINE_BODY_FILE": str(body_file)})
     return port, process
+
+
+def run_baseline(body: bytes, folder: Path, options: argparse.Namespace) -> LoadResult:
+    """The bare route serving ``body`` (the answer, or its gzip's bytes as they are), under the same load."""
+    port, baseline = start_baseline(body, folder)
+    try:
+        return run(baseline_load(port, options))
+    finally:
+        baseline.terminate()
+        baseline.wait(10)
 
 
 async def baseline_load(port: int, options: argparse.Namespace) -> LoadResult:
@@ -387,22 +411,18 @@ def main() -> None:
             write_backends(folder / "Data2", addresses)
             server = start_server(folder / "Data2")
             try:
-                scale_figures, body = run(scale_part(server, urls, addresses, rss_empty, options))
+                scale_figures, body, zipped = run(scale_part(server, urls, addresses, rss_empty, options))
                 figures += scale_figures
-                port, baseline = start_baseline(body, folder)
-                try:
-                    base = run(baseline_load(port, options))
-                finally:
-                    baseline.terminate()
-                    baseline.wait(10)
+                base, base_zipped = (run_baseline(answer, folder, options) for answer in (body, zipped))
             finally:
                 server.stop()
     finally:
         fakes.terminate()
         fakes.wait(10)
-    print(f"  for scale, the same answer from a bare Starlette route, same load, same machine (the "
-          f"{options.backends} still churning): p50 {base.median * 1000:.1f} ms, "
-          f"p99 {base.percentile(0.99) * 1000:.1f} ms, {base.rps:.0f}/s")
+    for name, result in (("answer", base), ("gzip", base_zipped)):
+        print(f"  for scale, the same {name} from a bare Starlette route, same load, same machine (the "
+              f"{options.backends} still churning): p50 {result.median * 1000:.1f} ms, "
+              f"p99 {result.percentile(0.99) * 1000:.1f} ms, {result.rps:.0f}/s")
     print("figures:")
     for figure in figures:
         print(figure.line())

@@ -108,10 +108,13 @@ class _Entry:
 
 @dataclass(frozen=True)
 class _Piece:
-    """One entry deflated for the answer's gzip (api/gzipped.py), with the separator ahead of it."""
+    """One entry deflated for the answer's gzip (api/gzipped.py), with the separator ahead of it.
+    Its dictionary is the two entries ahead of it in the answer (neighbours often differ in kind:
+    a running backend between two that are not), so it is kept while those two are the same."""
 
     part: bytes  # the entry
-    before: bytes | None  # the entry ahead of it in the answer, its dictionary (None: it comes first)
+    before: bytes | None  # the entry just ahead of it (None: it comes first)
+    before2: bytes | None  # the one ahead of that (None: there is none)
     data: bytes
 
 
@@ -183,25 +186,30 @@ async def _gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> None:
     """Set ``listing.body.gzipped``, deflating only the entries whose piece is not kept (on a worker
     thread when there are many: only bytes go there, the pieces are stored here)."""
     data: list[bytes] = []
-    todo: list[tuple[int, bytes, bytes | None]] = []
+    todo: list[tuple[int, bytes, bytes | None, bytes | None]] = []
     before: bytes | None = None
+    before2: bytes | None = None
     for index, (record, part) in enumerate(zip(listing.shown, listing.parts, strict=True)):
         piece = pieces.get(record)
-        if piece is not None and piece.part is part and piece.before is before:
+        if piece is not None and piece.part is part and piece.before is before and piece.before2 is before2:
             data.append(piece.data)
         else:
             data.append(b"")
-            todo.append((index, part, before))
-        before = part
+            todo.append((index, part, before, before2))
+        before2, before = before, part
     made = await asyncio.to_thread(_deflate, todo) if len(todo) > INLINE_PIECES else _deflate(todo)
-    for (index, part, ahead), deflated in zip(todo, made, strict=True):
-        pieces[listing.shown[index]] = _Piece(part, ahead, deflated)
+    for (index, part, ahead, ahead2), deflated in zip(todo, made, strict=True):
+        pieces[listing.shown[index]] = _Piece(part, ahead, ahead2, deflated)
         data[index] = deflated
     listing.body.gzipped = gzip_member(listing.body, [*(data or [_OPEN]), _CLOSE])
 
 
-def _deflate(todo: list[tuple[int, bytes, bytes | None]]) -> list[bytes]:
-    return [deflate_piece(b"{" + part if before is None else b"," + part, before) for _, part, before in todo]
+def _deflate(todo: list[tuple[int, bytes, bytes | None, bytes | None]]) -> list[bytes]:
+    """Each entry with its separator; its dictionary is exactly what the answer holds ahead of it
+    (from the entry before the one just ahead, and the comma between them)."""
+    return [deflate_piece(b"{" + part, None) if before is None else
+            deflate_piece(b"," + part, before if before2 is None else before2 + b"," + before)
+            for _, part, before, before2 in todo]
 
 
 def _entry(record: BackendRecord, full_data: bool, editor: bool, now: float) -> _Entry:
