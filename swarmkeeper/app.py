@@ -22,6 +22,7 @@ from swarmkeeper.api.model_routes import MODELS
 from swarmkeeper.api.routes import RouteTable
 from swarmkeeper.api.sessions import SessionStore
 from swarmkeeper.api.transport import api_http, api_websocket, no_get_api
+from swarmkeeper.api.views import ListingCache
 from swarmkeeper.apidocs.feature import OPENAPI
 from swarmkeeper.backends.base import BackendServices, BackendType, PortCounter, TypeCatalog
 from swarmkeeper.backends.builtin import BUILTIN_TYPES
@@ -118,7 +119,8 @@ def _services(config: ServerConfig, settings: ServerSettings, db: Database, logs
         types=manager.types, registry=manager.registry, manager=manager, events=manager.events,
         logs=logs or LogStore(), routes=api_routes(features), accounts=accounts, dispatch=dispatch,
         status_counts=dispatch.session_counts, model_loader=dispatch.load_model, server_id=server_id, metrics=metrics,
-        control=ControlWatch(max(config.require_control_within, 0.0) * 60))
+        control=ControlWatch(max(config.require_control_within, 0.0) * 60),
+        listing=ListingCache(manager.registry.changes()))
 
 
 def backend_manager(config: ServerConfig, settings: ServerSettings, server_id: str, metrics: Metrics) -> BackendManager:

@@ -8,12 +8,15 @@ import gzip
 import itertools
 import json
 import random
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from swarmkeeper import fds
+from swarmkeeper.api import views
 from swarmkeeper.api.gzipped import accepts_gzip, deflate_last, deflate_piece, gzip_member
 from swarmkeeper.api.views import INLINE_PIECES, ListingCache
 from swarmkeeper.backends.record import BackendRecord
@@ -124,18 +127,45 @@ async def test_a_change_is_in_the_very_next_gzip_answer(data_dir: Path) -> None:
         assert list((await api.call("ListBackends")).json()) == ["1", "2"]
 
 
-def check(cache: ListingCache, services: Services, body: bytes, *, nonreal: bool, editor: bool) -> None:
-    """The gzip is of the answer, and the answer is what a cache that never saw it says."""
+def without_wall_time(answer: bytes) -> dict[str, Any]:
+    """The answer less each ``last_used``: a wall time worked out from the monotonic clock when the
+    entry is made, which may land on the next second in a fresh cache."""
+    return {key: {name: value for name, value in entry.items() if name != "last_used"}
+            for key, entry in json.loads(answer).items()}
+
+
+async def answer_checked(cache: ListingCache, services: Services, *, nonreal: bool, editor: bool) -> None:
+    """The gzip is of the answer, and the answer is what a cache that never saw it says at that
+    moment (rendered just before, on the same stopped clock)."""
     fresh = ListingCache().render(services.registry.all(), nonreal=nonreal, full_data=False, editor=editor)
-    assert body == fresh
-    gzipped = getattr(body, "gzipped", None)
-    assert gzipped is not None and gzip.decompress(gzipped) == body
+    body = await cache.answer(services.registry.all(), nonreal=nonreal, full_data=False, editor=editor, gzip=True)
+    assert without_wall_time(body) == without_wall_time(fresh)
+    assert body.gzipped is not None and gzip.decompress(body.gzipped) == body
 
 
-def random_change(rng: random.Random, records: list[BackendRecord]) -> None:
+class Clock:
+    """The monotonic clock the listing sees (a test moves it)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+def random_change(rng: random.Random, records: list[BackendRecord], clock: Clock) -> None:
     record = rng.choice(records)
-    kind = rng.randrange(4)
-    if kind == 0:
+    kind = rng.randrange(7)
+    if kind == 4:
+        record.last_used = clock.now - rng.random() * 3  # its time-since-used moves on its own
+    elif kind == 5:
+        record.real = not record.real  # now shown to fewer callers, or to more
+    elif kind == 6:
+        record.jobs_queued = record.jobs_queued  # a change that changes nothing shown
+    elif kind == 0:
         record.title = f"t{rng.randrange(1000)}" * rng.randrange(1, 4)
     elif kind == 1:
         record.set_status(rng.choice([BackendStatus.WAITING, BackendStatus.LOADING, BackendStatus.ERRORED]),
@@ -146,9 +176,15 @@ def random_change(rng: random.Random, records: list[BackendRecord]) -> None:
         record.backend.max_usages = rng.randrange(1, 5)
 
 
-async def test_every_gzip_is_its_answer_through_random_changes(data_dir: Path) -> None:
+@pytest.mark.parametrize("patched", [True, False], ids=["patched", "rebuilt"])
+async def test_every_gzip_is_its_answer_through_random_changes(data_dir: Path, patched: bool,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Many backends (the first gzip is made on a worker thread), changes between answers, each of
-    the views a caller may get; the pieces kept for one view never leak into another's gzip."""
+    the views a caller may get; the pieces kept for one view never leak into another's gzip. With
+    the registry's changes (as the server has them) answers are patched; without, rebuilt. The
+    clock moves by steps of up to 0.7 s, so time-since-used figures move between answers too."""
+    clock = Clock()
+    monkeypatch.setattr(views, "time", clock)
     write_dummies(data_dir, INLINE_PIECES * 2)
     async with in_process(test_config(data_dir)) as api:
         assert api.services is not None
@@ -156,17 +192,19 @@ async def test_every_gzip_is_its_answer_through_random_changes(data_dir: Path) -
         parent = services.registry.get(5)
         assert parent is not None
         parent.spawn_child("swarmkeeper_dummy", parent.settings, "child")  # a non-real one, shown to some
-        cache, rng = ListingCache(), random.Random(15)
-        views = [(nonreal, editor) for nonreal in (False, True) for editor in (False, True)]
-        for step in range(60):
-            for _ in range(rng.randrange(0, 4)):
-                random_change(rng, list(services.registry))
-            if step == 30:
+        cache = ListingCache(services.registry.changes() if patched else None)
+        rng = random.Random(15)
+        callers = [(nonreal, editor) for nonreal in (False, True) for editor in (False, True)]
+        for step in range(200):
+            clock.now += rng.choice([0, 0, 0.001, 0.1, 0.7])
+            for _ in range(rng.choice([0, 1, 1, 2, 3, 8])):
+                random_change(rng, list(services.registry), clock)
+            if step == 100:
                 await api.ok("DeleteBackend", backend_id=7)
-            nonreal, editor = rng.choice(views)
-            body = await cache.answer(services.registry.all(), nonreal=nonreal, full_data=False, editor=editor,
-                                      gzip=True)
-            check(cache, services, body, nonreal=nonreal, editor=editor)
+            if step == 150:
+                parent.spawn_child("swarmkeeper_dummy", parent.settings, "another")
+            nonreal, editor = rng.choice(callers)
+            await answer_checked(cache, services, nonreal=nonreal, editor=editor)
 
 
 async def test_callers_at_once_share_one_gzip_and_an_identity_caller_makes_none(data_dir: Path) -> None:

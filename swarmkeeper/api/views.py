@@ -7,13 +7,14 @@ import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 
 from swarmkeeper.api.gzipped import deflate_last, deflate_piece, gzip_member
 from swarmkeeper.backends.record import BackendRecord, ChangeClock
+from swarmkeeper.backends.registry import Changes
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.timefmt import time_since
 from swarmkeeper.types import GzipJSON, JSONObject
@@ -93,6 +94,10 @@ class _Listing:
     body: GzipJSON
     shown: list[BackendRecord]  # the backends in it, in order
     parts: list[bytes]  # their entries, as joined into ``body``
+    index: dict[BackendRecord, int]  # where each backend shown is in ``shown``
+    previous: _Listing | None = None  # the answer this one was patched from (kept until its gzip is started)
+    moved: list[int] = field(default_factory=list)  # the positions whose entry differs from previous's
+    data: list[bytes] | None = None  # its gzip's pieces, once made
     gzipping: asyncio.Task[None] | None = None  # its gzip being made (once; body.gzipped when done)
 
 
@@ -118,34 +123,42 @@ class _Piece:
     data: bytes
 
 
+_Key = tuple[bool, bool, bool]  # (nonreal, full_data, editor): what varies between callers
+
+
 class ListingCache:
     """ListBackends, serialised. The whole answer is reused while no record changed (the
     :class:`~swarmkeeper.backends.record.ChangeClock`), the registry's list is the same and no
-    time-since-used figure has moved on a second; otherwise it is put together again from each
-    backend's cached entry, rebuilt only when that backend changed (``record.version``) or its
-    time-since-used moved. With 1,000 backends whose statuses move all the time (nearly every
-    answer follows some change), putting it together is one look-up per backend and a join.
+    time-since-used figure has moved on a second. Otherwise, given the registry's ``changes``, the
+    last answer is patched: the entries of the backends changed since are rebuilt and put in their
+    places, and the whole joined again; without them (or after a change in membership, or when a
+    time-since-used figure moved) the answer is put together from each backend's cached entry,
+    rebuilt only when that backend changed (``record.version``) or its time-since-used moved.
 
     Its gzip, for callers that accept one, is made once per answer when first asked for, from each
-    entry deflated apart (kept while the entry and the one ahead of it are the same), so a change
-    costs the deflating of the entries it touched, a join and a checksum, never the whole answer."""
+    entry deflated apart (kept while the entry and the two ahead of it are the same): a patched
+    answer's gzip reuses the pieces of the one it was patched from, so a change costs the deflating
+    of the three pieces it touched, a join and a checksum, never the whole answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, changes: Changes | None = None) -> None:
+        self._changes = changes
+        #: per view: the backends changed since its last answer (given ``changes``)
+        self._pending: dict[_Key, set[BackendRecord]] = {}
         #: (full_data, editor) -> record -> its entry, and its gzip piece
         self._entries: dict[tuple[bool, bool], dict[BackendRecord, _Entry]] = {}
         self._pieces: dict[tuple[bool, bool], dict[BackendRecord, _Piece]] = {}
-        self._listings: dict[tuple[bool, bool, bool], _Listing] = {}
+        self._listings: dict[_Key, _Listing] = {}
 
     def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool,
                editor: bool) -> GzipJSON:
         """The answer; ``editor`` (the caller may edit backends) shows private settings unmasked."""
-        return self._render(records, nonreal, full_data, editor).body
+        return self._render(records, (nonreal, full_data, editor)).body
 
     async def answer(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool, editor: bool,
                      gzip: bool) -> GzipJSON:
         """The answer as :meth:`render` gives it, its ``gzipped`` made first when ``gzip`` (the caller
         accepts it). The gzip is of the answer as it was when this call began."""
-        listing = self._render(records, nonreal, full_data, editor)
+        listing = self._render(records, (nonreal, full_data, editor))
         if gzip and listing.body.gzipped is None:
             if listing.gzipping is None:
                 pieces = self._pieces.setdefault((full_data, editor), {})
@@ -153,11 +166,59 @@ class ListingCache:
             await asyncio.shield(listing.gzipping)
         return listing.body
 
-    def _render(self, records: Sequence[BackendRecord], nonreal: bool, full_data: bool, editor: bool) -> _Listing:
+    def _render(self, records: Sequence[BackendRecord], key: _Key) -> _Listing:
         now = time.monotonic()
-        last = self._listings.get((nonreal, full_data, editor))
+        last = self._listings.get(key)
         if last is not None and last.records is records and last.ticks == ChangeClock.ticks and now < last.until:
             return last
+        pending = self._take_pending(key)
+        listing = None
+        if pending is not None and last is not None and last.records is records and now < last.until:
+            listing = self._patch(last, pending, key, now)
+        if listing is None:
+            listing = self._build(records, key, now)
+        self._listings[key] = listing
+        return listing
+
+    def _take_pending(self, key: _Key) -> set[BackendRecord] | None:
+        """The backends changed since this view's last answer (None: not known), and start afresh."""
+        if self._changes is None:
+            return None
+        changed = self._changes.take()
+        if changed:
+            for waiting in self._pending.values():
+                waiting |= changed
+        pending = self._pending.get(key)
+        self._pending[key] = set()
+        return pending
+
+    def _patch(self, last: _Listing, pending: set[BackendRecord], key: _Key, now: float) -> _Listing | None:
+        """``last`` with the entries of ``pending`` renewed; None when the backends shown changed."""
+        nonreal, full_data, editor = key
+        entries = self._entries[(full_data, editor)]
+        parts = last.parts.copy()
+        until = last.until
+        moved: list[int] = []
+        for record in pending:
+            entry = entries.get(record)
+            if entry is None or entry.version != record.version or now >= entry.until:
+                entry = entries[record] = _entry(record, full_data, editor, now)
+            at = last.index.get(record)
+            if (at is not None) is not (nonreal or entry.real):
+                return None  # now shown, or now hidden
+            if at is not None and parts[at] is not entry.part:
+                parts[at] = entry.part
+                moved.append(at)
+                until = min(until, entry.until)
+        if not moved:
+            last.ticks = ChangeClock.ticks
+            return last
+        body = GzipJSON(b"{" + b",".join(parts) + b"}")
+        last.previous = None  # a chain of patched answers keeps only the one before
+        return _Listing(last.records, ChangeClock.ticks, until, body, last.shown, parts, last.index, last, moved)
+
+    def _build(self, records: Sequence[BackendRecord], key: _Key, now: float) -> _Listing:
+        nonreal, full_data, editor = key
         ticks = ChangeClock.ticks
         until = math.inf
         entries = self._entries.setdefault((full_data, editor), {})
@@ -178,29 +239,38 @@ class ListingCache:
                 del entries[gone]
                 pieces.pop(gone, None)
         body = GzipJSON(b"{" + b",".join(parts) + b"}")
-        listing = self._listings[(nonreal, full_data, editor)] = _Listing(records, ticks, until, body, shown, parts)
-        return listing
+        index = {record: at for at, record in enumerate(shown)} if self._changes is not None else {}
+        return _Listing(records, ticks, until, body, shown, parts, index)
 
 
 async def _gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> None:
-    """Set ``listing.body.gzipped``, deflating only the entries whose piece is not kept (on a worker
-    thread when there are many: only bytes go there, the pieces are stored here)."""
-    data: list[bytes] = []
+    """Set ``listing.body.gzipped``. From the answer it was patched from, if that one's gzip was
+    made, only the pieces at and after what moved are looked at; of those, only the ones not kept
+    are deflated (on a worker thread when there are many: only bytes go there)."""
+    shown, parts = listing.shown, listing.parts
+    base, listing.previous = listing.previous, None
+    if base is not None and base.data is not None:
+        data = base.data.copy()
+        positions: Iterable[int] = sorted({at + step for at in listing.moved for step in (0, 1, 2)
+                                           if at + step < len(parts)})
+    else:
+        data = [b""] * len(parts)
+        positions = range(len(parts))
     todo: list[tuple[int, bytes, bytes | None, bytes | None]] = []
-    before: bytes | None = None
-    before2: bytes | None = None
-    for index, (record, part) in enumerate(zip(listing.shown, listing.parts, strict=True)):
-        piece = pieces.get(record)
+    for at in positions:
+        part = parts[at]
+        before = parts[at - 1] if at > 0 else None
+        before2 = parts[at - 2] if at > 1 else None
+        piece = pieces.get(shown[at])
         if piece is not None and piece.part is part and piece.before is before and piece.before2 is before2:
-            data.append(piece.data)
+            data[at] = piece.data
         else:
-            data.append(b"")
-            todo.append((index, part, before, before2))
-        before2, before = before, part
+            todo.append((at, part, before, before2))
     made = await asyncio.to_thread(_deflate, todo) if len(todo) > INLINE_PIECES else _deflate(todo)
-    for (index, part, ahead, ahead2), deflated in zip(todo, made, strict=True):
-        pieces[listing.shown[index]] = _Piece(part, ahead, ahead2, deflated)
-        data[index] = deflated
+    for (at, part, before, before2), deflated in zip(todo, made, strict=True):
+        pieces[shown[at]] = _Piece(part, before, before2, deflated)
+        data[at] = deflated
+    listing.data = data
     listing.body.gzipped = gzip_member(listing.body, [*(data or [_OPEN]), _CLOSE])
 
 
