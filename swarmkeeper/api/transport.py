@@ -54,7 +54,7 @@ class SwarmJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         if isinstance(content, RawJSON):
-            return bytes(content)
+            return content  # as it is: a copy of a large answer costs more than writing it
         return dumps(content)
 
 
