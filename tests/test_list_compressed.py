@@ -242,3 +242,34 @@ async def test_each_caller_gets_the_gzip_of_its_own_view(app_client_with_account
                 assert ("-1" in listing) is nonreal
                 if session == power:
                     assert TOKEN not in answer.text
+
+
+async def test_answers_while_the_first_gzip_is_made_wait_for_its_pieces(data_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under churn each answer is a new one: while the first gzip deflates every piece on a thread,
+    the answers after it wait for those pieces instead of each deflating them all again."""
+    write_dummies(data_dir, INLINE_PIECES * 2)
+    async with in_process(test_config(data_dir)) as api:
+        assert api.services is not None
+        services = api.services
+        deflated: list[int] = []
+        deflate = views._deflate
+
+        def counted(todo: views._Todo) -> list[bytes]:
+            deflated.append(len(todo))
+            return deflate(todo)
+
+        monkeypatch.setattr(views, "_deflate", counted)
+        cache = ListingCache(services.registry.changes())
+        records = services.registry.all()
+        calls = []
+        for n in range(8):
+            records[n * 9].title = f"changed {n}"  # each answer after a change
+            calls.append(asyncio.ensure_future(cache.answer(records, nonreal=True, full_data=False, editor=True,
+                                                            gzip=True)))
+            await asyncio.sleep(0)
+        bodies = await asyncio.gather(*calls)
+        assert len({id(body) for body in bodies}) == 8
+        for body in bodies:
+            assert body.gzipped is not None and gzip.decompress(body.gzipped) == body
+        assert [count for count in deflated if count > INLINE_PIECES] == [len(records)], deflated

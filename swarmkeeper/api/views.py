@@ -148,6 +148,9 @@ class ListingCache:
         self._entries: dict[tuple[bool, bool], dict[BackendRecord, _Entry]] = {}
         self._pieces: dict[tuple[bool, bool], dict[BackendRecord, _Piece]] = {}
         self._listings: dict[_Key, _Listing] = {}
+        #: (full_data, editor) -> the gzip deflating many pieces for it now: others wait for it and
+        #: then find its pieces kept, rather than each deflating the same pieces again on a thread
+        self._deflating: dict[tuple[bool, bool], asyncio.Task[None]] = {}
 
     def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool,
                editor: bool) -> GzipJSON:
@@ -161,12 +164,18 @@ class ListingCache:
         listing = self._render(records, (nonreal, full_data, editor))
         if gzip and listing.body.gzipped is None:
             if listing.gzipping is None:
-                pieces = self._pieces.setdefault((full_data, editor), {})
-                data, todo = _plan_gzip(listing, pieces)
-                if len(todo) <= INLINE_PIECES:  # the usual patch: a few pieces, made here and now
-                    _finish_gzip(listing, pieces, data, todo, _deflate(todo))
-                    return listing.body
-                listing.gzipping = asyncio.create_task(_gzip_on_thread(listing, pieces, data, todo))
+                view = (full_data, editor)
+                pieces = self._pieces.setdefault(view, {})
+                busy = self._deflating.get(view)
+                if busy is None or busy.done():
+                    data, todo = _plan_gzip(listing, pieces)
+                    if len(todo) <= INLINE_PIECES:  # the usual patch: a few pieces, made here and now
+                        _finish_gzip(listing, pieces, data, todo, _deflate(todo))
+                        return listing.body
+                    busy = None
+                listing.gzipping = asyncio.create_task(_gzip_later(listing, pieces, busy))
+                if busy is None:
+                    self._deflating[view] = listing.gzipping
             await asyncio.shield(listing.gzipping)
         return listing.body
 
@@ -284,11 +293,15 @@ def _plan_gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> tuple[
     return data, todo
 
 
-async def _gzip_on_thread(listing: _Listing, pieces: dict[BackendRecord, _Piece], data: list[bytes],
-                          todo: _Todo) -> None:
-    """Many pieces to deflate (a first answer, a change in membership): on a worker thread, where
-    only bytes go; the pieces are stored here."""
-    _finish_gzip(listing, pieces, data, todo, await asyncio.to_thread(_deflate, todo))
+async def _gzip_later(listing: _Listing, pieces: dict[BackendRecord, _Piece], busy: asyncio.Task[None] | None) -> None:
+    """The gzip, once ``busy`` (another gzip deflating many of the same pieces) is done. Many pieces
+    to deflate (a first answer, a change in membership) go to a worker thread, where only bytes go;
+    the pieces are stored here."""
+    if busy is not None:
+        await asyncio.wait([busy])
+    data, todo = _plan_gzip(listing, pieces)
+    made = await asyncio.to_thread(_deflate, todo) if len(todo) > INLINE_PIECES else _deflate(todo)
+    _finish_gzip(listing, pieces, data, todo, made)
 
 
 def _finish_gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece], data: list[bytes], todo: _Todo,
