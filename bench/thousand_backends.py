@@ -287,8 +287,11 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
             session = json.dumps({"session_id": api.session}).encode()
             request = post_request("127.0.0.1", port, "/API/ListBackends", session, BROWSER)
             plain_request = post_request("127.0.0.1", port, "/API/ListBackends", session, IDENTITY)
-            plain = await run_load("127.0.0.1", port, plain_request, seconds=options.seconds,
-                                   connections=options.clients)  # for scale: as a client that takes no gzip
+            paired: dict[str, list[LoadResult]] = {"identity": [], "gzip": []}
+            for _ in range(2):  # for scale: as a client that takes no gzip, and as a browser, alternately
+                for name, sent in (("identity", plain_request), ("gzip", request)):
+                    paired[name].append(await run_load("127.0.0.1", port, sent, seconds=options.seconds,
+                                                       connections=options.clients))
             events_before, stream_started = stream.events, time.perf_counter()
             load, delays = await both(run_load("127.0.0.1", port, request, seconds=options.seconds,
                                                connections=options.clients),
@@ -308,9 +311,10 @@ async def scale_part(server: Server, urls: list[str], addresses: list[str], rss_
     await drive(server.comfy_url, options.prompts, options.clients)
     total = await metric(server, "swarmkeeper_dispatch_decision_seconds_sum") - decisions_before[0]
     count = await metric(server, "swarmkeeper_dispatch_decision_seconds_count") - decisions_before[1]
-    print(f"  ListBackends without gzip first (Accept-Encoding: identity), for scale: "
-          f"p50 {plain.median * 1000:.1f} ms, "
-          f"p99 {plain.percentile(0.99) * 1000:.1f} ms, {plain.rps:.0f}/s, errors {plain.errors}")
+    for name, results in paired.items():
+        print(f"  ListBackends, no restarts, Accept-Encoding {name}, two runs alternating with the other: " + "; ".join(
+            f"p50 {r.median * 1000:.1f} ms, p99 {r.percentile(0.99) * 1000:.1f} ms, {r.rps:.0f}/s, errors {r.errors}"
+            for r in results))
     print(f"  ListBackends: {load.requests} answers of {gzipped // KB} KB gzip ({len(body) // KB} KB of JSON) in "
           f"{load.seconds:.1f} s "
           f"({load.rps:.0f}/s), errors {load.errors}; the push stream carried {events_per_s:.0f} events/s "
