@@ -1,7 +1,7 @@
 """The pool's websocket relay at full speed: frames per second from one backend to one client
 through swarmkeeper's pool, against a raw byte pipe between the same two ends.
 
-    .venv/bin/python bench/relay_throughput.py [--images 1000] [--rounds 5]
+    .venv/bin/python bench/relay_throughput.py [--images 3000] [--rounds 5]
 
 The backend is the fake ComfyUI (in a child process, no job time): one prompt, ``EmptyImage`` of
 ``--images`` 8×8 images into ``SaveImageWebsocket``, which sends three frames per image
@@ -128,7 +128,7 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     fake_port, pipe_port = free_port(), free_port()

@@ -130,7 +130,12 @@ class Relay:
         already serialised, when it is."""
         if text is None:
             text = json.dumps({"type": kind, "data": data})
-        for client in self.targets(sid):
+        if sid is not None:  # one client: the most frequent case, without a list
+            client = self.clients.get(sid)
+            if client is not None:
+                client.text(text, kind)
+            return
+        for client in list(self.clients.values()):
             client.text(text, kind)
 
     def send_binary(self, sid: str | None, event: BinaryEvent, frame: bytes) -> None:
