@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -105,6 +108,48 @@ async def test_one_client_id_on_two_sockets_at_once(data_dir: Path) -> None:
                 got = await frames_until_done(newer, {queued["prompt_id"]})
                 kinds = [peek_type(f) for f in got if isinstance(f, str)]
                 assert kinds.count("execution_success") == 1 and "execution_start" in kinds
+
+
+async def open_unread_socket(comfy_url: str, client_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A websocket to the pool that is never read after its handshake (a small receive buffer, so
+    the pool's writes back up at once)."""
+    host, port = comfy_url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET /ws?clientId={client_id} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def test_a_client_that_does_not_read_is_dropped_and_the_others_carry_on(
+        data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with run_fake_comfyui(job_seconds=0.0) as fake, pool_server(data_dir, [fake.url]) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "reader") as reader:
+        relay = pool.services.dispatch.running_pool().relay  # type: ignore[union-attr]
+        relay.max_backlog_bytes = 64 * 1024
+        _, unread = await open_unread_socket(pool.comfy_url, "unread")
+        try:
+            async with asyncio.timeout(10):
+                while "unread" not in relay.clients:
+                    await asyncio.sleep(0.01)
+            flood = ws_image_graph(0x400000)
+            flood["1"]["inputs"]["batch_size"] = 3000
+            await comfy.queue_prompt(flood, "unread")
+            async with asyncio.timeout(30):
+                while "unread" in relay.clients:
+                    await asyncio.sleep(0.01)
+            assert "ComfyUI client unread fell 65536 bytes behind; dropping it" in caplog.messages
+            queued = await comfy.queue_prompt(invert_graph(0x400001), "reader")
+            got = await frames_until_done(reader, {queued["prompt_id"]})
+            assert [peek_type(f) for f in got if isinstance(f, str)].count("execution_success") == 1
+        finally:
+            unread.close()
 
 
 def test_frames_are_framed_as_rfc_6455_says() -> None:

@@ -32,8 +32,9 @@ log = logging.getLogger("swarmkeeper.dispatch.pool")
 JSONObject = dict[str, Any]
 #: Messages a client may fall behind by before it is dropped (it can reconnect).
 MAX_BACKLOG = 10_000
-#: Bytes a client written to straight (FrameWriter) may fall behind by before it is dropped.
-MAX_BACKLOG_BYTES = 256 * 1024 * 1024
+#: Bytes a client written to straight (FrameWriter) may fall behind by before it is dropped (it can
+#: reconnect): the frames not yet taken by its socket, in the pool's memory.
+MAX_BACKLOG_BYTES = 32 * 1024 * 1024
 #: ``json.dumps`` of a ``status`` message, written out: three go to every client for every prompt.
 STATUS_TEXT = '{{"type": "status", "data": {{"status": {{"exec_info": {{"queue_remaining": {}}}}}}}}}'
 IMAGE_FORMATS = {"image/jpeg": 1, "image/png": 2}
@@ -54,6 +55,8 @@ class ClientSocket:
     preview_metadata: bool = False
     #: Writes straight to the connection (the pool's port), or None: messages go through ``outbox``.
     frames: FrameWriter | None = None
+    #: Bytes it may fall behind by, with ``frames``, before it is dropped.
+    max_backlog_bytes: int = MAX_BACKLOG_BYTES
     #: Messages for the writer task (without ``frames``); None ends the connection.
     outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
     #: A converted preview frame waiting for the ``progress`` message it follows.
@@ -73,8 +76,8 @@ class ClientSocket:
         self.outbox.put_nowait(message)
 
     def _write(self, frames: FrameWriter, message: str | bytes) -> None:
-        if frames.backlog >= MAX_BACKLOG_BYTES:
-            log.warning("ComfyUI client %s fell %s bytes behind; dropping it", self.sid, MAX_BACKLOG_BYTES)
+        if frames.backlog >= self.max_backlog_bytes:
+            log.warning("ComfyUI client %s fell %s bytes behind; dropping it", self.sid, self.max_backlog_bytes)
             self.close()
         elif isinstance(message, bytes):
             frames.binary(message)
@@ -115,9 +118,10 @@ class ClientSocket:
 class Relay:
     """Client sockets by sid (ComfyUI's clientId); a reconnect with the same id replaces the old."""
 
-    def __init__(self, server_features: JSONObject) -> None:
+    def __init__(self, server_features: JSONObject, *, max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
         self.clients: dict[str, ClientSocket] = {}
         self.server_features = server_features
+        self.max_backlog_bytes = max_backlog_bytes
 
     def targets(self, sid: str | None) -> Iterable[ClientSocket]:
         if sid is None:
@@ -156,7 +160,8 @@ class Relay:
         await websocket.accept()
         sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
         frames = (websocket.scope.get("extensions") or {}).get(RAW_FRAMES, {}).get("writer")
-        client = ClientSocket(sid, websocket, frames=frames if isinstance(frames, FrameWriter) else None)
+        client = ClientSocket(sid, websocket, frames=frames if isinstance(frames, FrameWriter) else None,
+                              max_backlog_bytes=self.max_backlog_bytes)
         old = self.clients.get(sid)
         self.clients[sid] = client
         if old is not None:
