@@ -23,16 +23,18 @@ RAW_FRAMES = "swarmkeeper.raw_frames"
 TEXT, BINARY = 0x1, 0x2
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked websocket frame (RFC 6455 §5.2), as a server sends it."""
-    size = len(payload)
+def frame_head(opcode: int, size: int) -> bytes:
+    """The header of one final, unmasked websocket frame (RFC 6455 §5.2), as a server sends it."""
     if size < 126:
-        head = bytes((0x80 | opcode, size))
-    elif size < 1 << 16:
-        head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return head + payload
+        return bytes((0x80 | opcode, size))
+    if size < 1 << 16:
+        return bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    return bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """One whole frame: its header and the payload."""
+    return frame_head(opcode, len(payload)) + payload
 
 
 class FrameWriter:
@@ -54,23 +56,24 @@ class FrameWriter:
         return self._pending_bytes + self._connection.transport.get_write_buffer_size()
 
     def text(self, text: str) -> None:
-        self._add(frame(TEXT, text.encode()))
+        self._add(TEXT, text.encode())
 
     def binary(self, data: bytes) -> None:
-        self._add(frame(BINARY, data))
+        self._add(BINARY, data)
 
-    def _add(self, data: bytes) -> None:
+    def _add(self, opcode: int, payload: bytes) -> None:
         if not self._pending:
             self._connection.loop.call_soon(self.flush)
-        self._pending.append(data)
-        self._pending_bytes += len(data)
+        self._pending += (frame_head(opcode, len(payload)), payload)
+        self._pending_bytes += len(payload)
 
     def flush(self) -> None:
-        """Write what waits now (the loop calls it once per iteration that added frames); frames
-        for a connection that is closing are dropped."""
+        """Write what waits now (the loop calls it once per iteration that added frames), headers
+        and payloads as they are, in one vectored write; frames for a connection that is closing
+        are dropped."""
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         if pending and self.open:
-            self._connection.transport.write(b"".join(pending) if len(pending) > 1 else pending[0])
+            self._connection.transport.writelines(pending)
 
 
 class PoolWebSocketProtocol(WebSocketsSansIOProtocol):
