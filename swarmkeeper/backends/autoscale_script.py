@@ -133,6 +133,9 @@ class ScriptProvider:
     def problem(self) -> str | None:
         return script_problem(self.script)
 
+    async def start(self) -> list[tuple[int, Launched]]:
+        return []  # a script's workers are not adopted across restarts
+
     async def launch(self, number: int) -> Outcome:
         problem = self.problem()
         if problem is not None:

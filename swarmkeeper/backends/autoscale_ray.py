@@ -1,0 +1,309 @@
+"""The Ray provider: each worker is a Ray actor that asks for ``GPUsPerWorker`` GPUs (plus CPUs and
+custom resources) and starts one worker program (ComfyUI by default) in its own process group, so
+a dead actor takes its worker with it. Ray places the actor on a node with room; while none has
+room the launch waits (Ray's autoscaler, or KubeRay, adds nodes for waiting actors).
+
+The Ray calls run in a driver process of their own (autoscale_ray_driver.py), started when the
+backend starts: a cluster that does not answer in time, or whose Ray or Python version differs,
+is a clear reason on the backend, and killing the driver leaves nothing behind. ``release`` kills
+the worker's actor (``ray.kill``, no restart). With ``KeepWorkersOnExit`` the actors are detached
+and named (``<prefix><number>``), survive swarmkeeper's exit, and the next start adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Outcome
+from swarmkeeper.backends.autoscale_ray_options import RayOptions
+from swarmkeeper.exceptions import BackendConfigError, BackendInitError
+
+NAMESPACE = "swarmkeeper"
+NOT_INSTALLED = "The Ray provider needs `pip install swarmkeeper[ray]` (Ray is not installed in this Python)."
+#: Seconds the driver gets to end after its stdin closed, before it is killed.
+DRIVER_EXIT_SECONDS = 5.0
+
+
+class DriverGone(Exception):
+    """The driver process ended (or was never started)."""
+
+
+def ray_installed() -> bool:
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
+def driver_env(address: str) -> dict[str, str]:
+    """The driver's environment. A cluster on loopback (one machine, ``--node-ip-address=127.0.0.1``):
+    Ray would replace 127.0.0.1 by the machine's network address unless told it may stay local."""
+    host = address.removeprefix("ray://").rpartition(":")[0] or address
+    local = host.strip("[]") in ("127.0.0.1", "localhost", "::1")
+    return {**os.environ, **({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if local else {})}
+
+
+@dataclass(eq=False)
+class RayDriver:
+    """The driver child process, and the answers it owes."""
+
+    process: asyncio.subprocess.Process
+    log: logging.Logger
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    next_id: int = 0
+    tail: list[str] = field(default_factory=list)
+    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, address: str, log: logging.Logger, python: str) -> RayDriver:
+        config = json.dumps({"address": address, "namespace": NAMESPACE})
+        process = await asyncio.create_subprocess_exec(
+            python, "-m", "swarmkeeper.backends.autoscale_ray_driver", config, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            env=driver_env(address), limit=1 << 20)
+        driver = cls(process, log)
+        assert process.stderr is not None
+        driver._readers.append(asyncio.create_task(driver._read_stderr(process.stderr)))
+        return driver
+
+    async def joined(self) -> dict[str, Any]:
+        """Its first line: ``{"ready": version}`` or ``{"error": ..., "kind": ...}``."""
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            await self.process.wait()
+            raise DriverGone(self.last_words())
+        first: dict[str, Any] = json.loads(line)
+        if "ready" in first:
+            self._readers.append(asyncio.create_task(self._read_answers(self.process.stdout)))
+        return first
+
+    def last_words(self) -> str:
+        return "; ".join(self.tail[-3:])[:500] or f"exit code {self.process.returncode}"
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            text = line.decode(errors="replace").strip()
+            if text:
+                self.tail = [*self.tail[-19:], text]
+                self.log.debug("Ray driver: %s", text)
+
+    async def _read_answers(self, stream: asyncio.StreamReader) -> None:
+        try:
+            while line := await stream.readline():
+                answer = json.loads(line)
+                future = self.pending.pop(int(answer.pop("id")), None)
+                if future is not None and not future.done():
+                    future.set_result(answer)
+        finally:
+            await self.process.wait()
+            gone = DriverGone(f"the Ray driver ended ({self.last_words()})")
+            for future in self.pending.values():
+                if not future.done():
+                    future.set_exception(gone)
+            self.pending.clear()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    async def ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request; its answer (``error`` in it when the call failed in Ray)."""
+        if not self.alive or self.process.stdin is None:
+            raise DriverGone(f"the Ray driver ended ({self.last_words()})")
+        self.next_id += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        self.process.stdin.write((json.dumps({"id": self.next_id, "op": op, **fields}) + "\n").encode())
+        try:
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            self.pending.pop(self.next_id, None)
+            raise DriverGone(f"the Ray driver ended ({self.last_words()})") from None
+        return await future
+
+    async def stop(self) -> None:
+        """Close its stdin (it leaves the cluster and exits), then kill it if it lingers."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            async with asyncio.timeout(DRIVER_EXIT_SECONDS):
+                await self.process.wait()
+        except TimeoutError:
+            self.kill()
+            await self.process.wait()
+        for reader in self._readers:
+            reader.cancel()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@dataclass(eq=False)
+class RayWorker:
+    """One worker's actor, by name."""
+
+    provider: RayProvider
+    name: str
+    #: The worker program's and its actor's process ids, on their node (logs, tests).
+    pid: int | None = None
+    actor_pid: int | None = None
+    released: bool = False
+
+    async def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self.provider.keep_at_exit():
+            return  # detached: the next start of swarmkeeper adopts it
+        await self.provider.kill(self.name)
+
+
+class RayProvider:
+    def __init__(self, options: RayOptions, *, prefix: str, log: logging.Logger, connect_timeout: float,
+                 exiting: Callable[[], bool], python: str = sys.executable) -> None:
+        self.options = options
+        self.prefix = prefix
+        self.log = log
+        self.connect_timeout = connect_timeout
+        self.exiting = exiting
+        self.python = python
+        self.driver: RayDriver | None = None
+        self.names: set[str] = set()
+
+    def problem(self) -> str | None:
+        if not ray_installed():
+            return NOT_INSTALLED
+        return self.options.problem()
+
+    def keep_at_exit(self) -> bool:
+        return self.options.keep and self.exiting()
+
+    async def start(self) -> list[tuple[int, Launched]]:
+        """Join the cluster (BackendInitError when it does not answer in time, BackendConfigError
+        on a version mismatch); the workers an earlier start left running, adopted."""
+        await self.close()
+        self.driver = await self._join()
+        if not self.options.keep:
+            return []
+        answer = await self.driver.ask("adopt", prefix=self.prefix)
+        adopted = []
+        for worker in answer.get("workers", []):
+            name = str(worker["name"])
+            if "error" in worker or not worker.get("url"):
+                self.log.warning("Ray worker %s left by an earlier start does not answer (%s): killed it", name,
+                                 worker.get("error", "no address"))
+                continue
+            self.log.info("Adopting Ray worker %s at %s, left running by an earlier start", name, worker["url"])
+            self.names.add(name)
+            number = int(name.removeprefix(self.prefix)) if name.removeprefix(self.prefix).isdigit() else 0
+            handle = RayWorker(self, name, *pids_of(worker))
+            adopted.append((number, Launched(str(worker["url"]), self.options.retries, handle)))
+        return adopted
+
+    async def _join(self) -> RayDriver:
+        address = self.options.address or "auto"
+        try:
+            driver = await RayDriver.start(self.options.address, self.log, self.python)
+        except OSError as error:
+            raise BackendInitError(f"Could not start the Ray driver: {error}") from None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                first = await driver.joined()
+        except TimeoutError:
+            driver.kill()
+            await driver.stop()
+            raise BackendInitError(f"The Ray cluster at {address} did not answer within {self.connect_timeout:g} s "
+                                   f"(RayAddress).") from None
+        except (DriverGone, ValueError) as error:
+            driver.kill()
+            await driver.stop()
+            raise BackendInitError(f"Could not join the Ray cluster at {address}: {error}") from None
+        if "ready" not in first:
+            await driver.stop()
+            reason = str(first.get("error", "no answer"))[:800]
+            if first.get("kind") == "mismatch":
+                raise BackendConfigError(f"The Ray cluster at {address} runs another Ray or Python version than "
+                                         f"swarmkeeper (Ray {_local_ray()}, Python {sys.version.split()[0]}): "
+                                         f"{reason}")
+            raise BackendInitError(f"Could not join the Ray cluster at {address}: {reason}")
+        self.log.info("Joined the Ray cluster at %s (Ray %s)", address, first["ready"])
+        return driver
+
+    async def launch(self, number: int) -> Outcome:
+        name = f"{self.prefix}{number}"
+        try:
+            driver = await self._driver()
+            self.names.add(name)
+            answer = await driver.ask("launch", name=name, detached=self.options.keep, **self.options.request())
+        except asyncio.CancelledError:
+            await self.kill(name)
+            raise
+        except (DriverGone, BackendInitError, BackendConfigError) as error:
+            self.names.discard(name)
+            return LaunchFailed(f"Ray: {error}")
+        if "error" in answer or not answer.get("url"):
+            await self.kill(name)
+            return LaunchFailed(f"The Ray actor {name} could not start its worker: {answer.get('error', answer)}"[:900])
+        self.log.info("Ray worker %s: pid %s in actor pid %s, at %s", name, answer.get("pid"), answer.get("actor_pid"),
+                      answer["url"])
+        return Launched(str(answer["url"]), self.options.retries, RayWorker(self, name, *pids_of(answer)))
+
+    async def _driver(self) -> RayDriver:
+        """The driver, started again if it ended (its non-detached actors ended with it)."""
+        if self.driver is None or not self.driver.alive:
+            if self.driver is not None:
+                self.log.warning("The Ray driver ended (%s); joining the cluster again", self.driver.last_words())
+                await self.driver.stop()
+            self.driver = None
+            self.driver = await self._join()
+        return self.driver
+
+    async def kill(self, name: str) -> None:
+        self.names.discard(name)
+        driver = self.driver
+        if driver is None or not driver.alive:
+            return  # its actor ended with the driver, unless detached: the next start adopts or kills it
+        try:
+            answer = await driver.ask("kill", name=name)
+        except DriverGone:
+            return
+        if "error" in answer:
+            self.log.warning("Ray: could not kill actor %s: %s", name, answer["error"])
+
+    async def close(self) -> None:
+        """Kill the actors still launched (unless kept at exit), then end the driver."""
+        driver, self.driver = self.driver, None
+        if driver is None:
+            return
+        if not self.keep_at_exit() and driver.alive:
+            self.driver = driver
+            await asyncio.gather(*(self.kill(name) for name in list(self.names)))
+            self.driver = None
+        self.names.clear()
+        await driver.stop()
+
+
+def _local_ray() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ray")
+    except Exception:
+        return "not installed"
+
+
+def pids_of(answer: dict[str, Any]) -> tuple[int | None, int | None]:
+    pid, actor_pid = answer.get("pid"), answer.get("actor_pid")
+    return (pid if isinstance(pid, int) else None), (actor_pid if isinstance(actor_pid, int) else None)

@@ -1,0 +1,212 @@
+"""The Ray provider against a real Ray head on loopback (two declared GPUs, one head for the module):
+actors that run fake ComfyUIs scale from zero to the maximum, the next one waits for a GPU, idle ones
+end; a worker killed with SIGKILL is replaced and leaves no process; detached workers are adopted by
+a restarted swarmkeeper. And bad input: a clear reason, nothing left running."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from swarmkeeper.backends.autoscale import AutoScaler
+from swarmkeeper.backends.autoscale_ray import RayWorker
+from swarmkeeper.backends.demand import Demand
+from swarmkeeper.config import ServerConfig
+from tests.autoscale_support import FAST, swarmui_backends_fds, wait_for, workers_of
+from tests.metrics_support import scrape, value
+from tests.ports import free_port
+from tests.ray_cluster import RayHead, ray_head
+from tests.servers import ROOT, APIClient, ServerProcess, in_process, on_loopback, test_config
+
+FAKE_WORKER = f"{sys.executable} -m swarmkeeper_doubles.fake_comfyui --port {{port}}"
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[RayHead]:
+    with ray_head(gpus=2, cpus=2) as started:
+        yield started
+
+
+def ray_settings(address: str, **settings: Any) -> dict[str, Any]:
+    return {"Provider": "ray", "RayAddress": address, "GPUsPerWorker": 1, "CPUsPerWorker": 0,
+            "WorkerCommand": FAKE_WORKER, "ConnectionAttemptTimeoutSeconds": 5, **settings}
+
+
+def master(tmp_path: Path, head: RayHead, **settings: Any) -> ServerConfig:
+    data = tmp_path / "master"
+    data.mkdir()
+    (data / "Backends.fds").write_text(swarmui_backends_fds(Path("unused"), **ray_settings(head.address, **settings)))
+    return test_config(data, autoscale=FAST, comfy_port=None)
+
+
+def scaler_of(api: APIClient) -> AutoScaler:
+    assert api.services is not None
+    scaler = api.services.registry.get(0).backend  # type: ignore[union-attr]
+    assert isinstance(scaler, AutoScaler)
+    return scaler
+
+
+def running(listing: dict[str, Any]) -> list[dict[str, Any]]:
+    return [w for w in workers_of(listing) if w["type"] == "comfyui_api" and w["status"] == "running"]
+
+
+class Seen:
+    """Every worker handle the scaler held while the test watched (their processes are checked at the end)."""
+
+    def __init__(self, scaler: AutoScaler) -> None:
+        self.scaler = scaler
+        self.handles: dict[str, RayWorker] = {}
+
+    def __call__(self, check: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+        def watching(listing: dict[str, Any]) -> bool:
+            for worker in self.scaler.workers.values():
+                assert isinstance(worker.handle, RayWorker)
+                self.handles[worker.handle.name] = worker.handle
+            return check(listing)
+        return watching
+
+    def pids(self) -> list[int]:
+        return [pid for handle in self.handles.values() for pid in (handle.pid, handle.actor_pid) if pid]
+
+
+async def gone(pids: list[int], timeout: float = 15.0) -> None:
+    """Each process has ended (not left behind as an orphan)."""
+    deadline = time.monotonic() + timeout
+    while (alive := [pid for pid in pids if alive_pid(pid)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not alive, [psutil.Process(pid).cmdline() for pid in alive if alive_pid(pid)]
+
+
+def alive_pid(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_a_burst_scales_from_zero_to_the_gpus_the_next_waits_and_idle_workers_end(
+        tmp_path: Path, head: RayHead) -> None:
+    config = master(tmp_path, head, MaxBackends=3, MinBackends=0, MinQueuedBeforeExpand=1, MinWaitBetweenStart=0,
+                    MinIdleTime=0.05, MinWaitBetweenStop=0)
+    async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+        await api.wait_status(0, "running", timeout=30)
+        scaler = scaler_of(api)
+        seen = Seen(scaler)
+        assert not scaler.workers
+        server.services.manager.services.demand.source = lambda: Demand(waiting=10, unmet=0)
+        await wait_for(api, seen(lambda listing: len(running(listing)) == 2 and scaler.launching == 1),
+                       what="two workers on the two GPUs and a third launch waiting for one")
+        assert "2 of 3 workers running, 1 starting" in server.services.registry.get(0).status_reason  # type: ignore[union-attr]
+        assert {w["title"] for w in running(await api.ok("ListBackends", nonreal=True))} == {
+            "[Remote from 0: Farm] ComfyUI worker #1", "[Remote from 0: Farm] ComfyUI worker #2"}
+        server.services.manager.services.demand.source = Demand  # the burst is over: every worker idles out
+        await wait_for(api, seen(lambda listing: not workers_of(listing) and not scaler.launching
+                                 and not scaler.workers and len(seen.handles) == 3),
+                       timeout=60, what="the waiting worker placed, then every worker stopped when idle")
+        assert scaler.launches == 3  # nothing launched twice
+        await gone(seen.pids())
+        samples = await scrape(api)
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="idle") == 3
+        assert value(samples, "swarmkeeper_autoscale_launches_total", outcome="ready") == 3
+
+
+async def test_a_worker_killed_with_sigkill_is_replaced_and_leaves_no_process(tmp_path: Path, head: RayHead) -> None:
+    config = master(tmp_path, head, MinBackends=1, MaxBackends=2, MinWaitAfterFailure=0)
+    async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+        scaler = scaler_of(api)
+        seen = Seen(scaler)
+        await wait_for(api, seen(lambda listing: len(running(listing)) == 1), what="worker #1 running")
+        first = seen.handles[next(iter(seen.handles))]
+        assert first.pid and first.actor_pid
+        psutil.Process(first.actor_pid).send_signal(signal.SIGKILL)
+        await gone([first.actor_pid, first.pid])  # the actor took its ComfyUI with it
+        await wait_for(api, seen(lambda listing: any(w["title"].endswith("#2") for w in running(listing))),
+                       what="worker #2 replacing #1")
+        assert scaler.launches == 2
+        samples = await scrape(api)
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 1
+    await gone(seen.pids())
+
+
+def fake_worker_at(url: str) -> list[psutil.Process]:
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "swarmkeeper_doubles.fake_comfyui" in cmdline and cmdline[-1] == port:
+            found.append(process)
+    return found
+
+
+async def test_detached_workers_are_adopted_by_a_restarted_swarmkeeper(tmp_path: Path, head: RayHead) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Backends.fds").write_text(swarmui_backends_fds(
+        Path("unused"), **ray_settings(head.address, MinBackends=1, MaxBackends=2, KeepWorkersOnExit=True)))
+    first = ServerProcess(data).start()
+    try:
+        async with first.client() as http:
+            listing = await wait_for(APIClient(http, None), lambda listing: len(running(listing)) == 1,
+                                     what="worker #1 running")
+        (worker,) = running(listing)
+        url = worker["api_url"]
+        (process,) = fake_worker_at(url)
+    finally:
+        assert first.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its graceful stop
+    async with httpx.AsyncClient(timeout=10) as direct:  # the worker outlived swarmkeeper, still loaded
+        assert (await direct.get(url.rstrip("/") + "/system_stats")).status_code == 200
+    second = ServerProcess(data).start()
+    try:
+        async with second.client() as http:
+            api = APIClient(http, None)
+            listing = await wait_for(api, lambda listing: len(running(listing)) == 1, what="worker #1 adopted")
+            (adopted,) = running(listing)
+            assert (adopted["api_url"], adopted["title"]) == (url, worker["title"])
+            assert fake_worker_at(url) == [process]  # the same process: adopted, not started again
+            await api.ok("DeleteBackend", backend_id=0)  # deleting the backend stops its workers
+            await gone([process.pid])
+    finally:
+        assert second.stop() in (0, -signal.SIGTERM)
+    assert "Adopting Ray worker" in second.output()
+
+
+async def test_a_ray_address_that_does_not_answer_is_the_reason_and_leaves_nothing(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    async with in_process(test_config(tmp_path / "data", autoscale=FAST)) as api:
+        backend_id = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
+        await api.ok("EditBackend", backend_id=backend_id, title="Farm",
+                     settings=ray_settings(address, ConnectionAttemptTimeoutSeconds=1))
+        entry = await api.wait_status(backend_id, "errored", timeout=60)
+        assert entry["status_reason"] == (f"The Ray cluster at {address} did not answer within 1 s (RayAddress). "
+                                          "(gave up after 4 attempts)")
+        drivers = [p for p in psutil.process_iter(["cmdline"]) if address in " ".join(p.info["cmdline"] or [])]
+        assert drivers == []
+        bad = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
+        await api.ok("EditBackend", backend_id=bad, title="Bad", settings=ray_settings(address, RayResources="A100"))
+        entry = await api.wait_status(bad, "errored")
+        assert entry["status_reason"] == "RayResources: 'A100' is not name=amount."
+        await api.ok("EditBackend", backend_id=bad, title="Bad", settings=ray_settings(address, GPUsPerWorker=-1))
+        entry = await api.wait_status(bad, "errored")
+        assert entry["status_reason"] == "GPUsPerWorker must be 0 or more (it is -1)."
+
+
+def test_without_ray_installed_the_reason_says_how_to_install_it() -> None:
+    code = ("import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
+            "from swarmkeeper.backends.autoscale import AutoScalingSettings, provider_for\n"
+            "import logging\n"
+            "print(provider_for(AutoScalingSettings(Provider='ray'), logging.getLogger(), 1.0).problem())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.stdout.strip() == ("The Ray provider needs `pip install swarmkeeper[ray]` (Ray is not installed "
+                                     "in this Python)."), result.stderr
