@@ -44,15 +44,34 @@ class RayHead:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+#: Put on the head's PYTHONPATH: in a process started with NO_SWARMKEEPER set (Ray's workers, not the
+#: programs they start: WORKER_ENV unsets it), swarmkeeper cannot be imported, as on a cluster's node
+#: that has only Ray and ComfyUI.
+BLOCKER = """import os, sys
+if os.environ.get("NO_SWARMKEEPER"):
+    class NoSwarmkeeper:
+        def find_spec(self, name, path=None, target=None):
+            if name == "swarmkeeper" or name.startswith("swarmkeeper."):
+                raise ImportError(f"{name} is not installed on this node")
+            return None
+    sys.meta_path.insert(0, NoSwarmkeeper())
+"""
+#: How a worker command run by an actor leaves the blocker behind.
+WORKER_ENV = "env -u NO_SWARMKEEPER"
+
+
 def start_head(gpus: int = 2, cpus: int = 2) -> RayHead:
     temp_dir = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))
+    (temp_dir / "site").mkdir()
+    (temp_dir / "site" / "sitecustomize.py").write_text(BLOCKER)
     port = free_port()
     args = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--num-gpus={gpus}",
             f"--num-cpus={cpus}", f"--port={port}", "--include-dashboard=false",
             f"--dashboard-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-            f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+            "--min-worker-port=0", "--max-worker-port=0", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     log_path = temp_dir / "head.log"
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "NO_SWARMKEEPER": "1",
+           "PYTHONPATH": str(temp_dir / "site")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     head = RayHead(f"127.0.0.1:{port}", process, temp_dir, log_path)

@@ -25,10 +25,11 @@ from swarmkeeper.config import ServerConfig
 from tests.autoscale_support import FAST, swarmui_backends_fds, wait_for, workers_of
 from tests.metrics_support import scrape, value
 from tests.ports import free_port
-from tests.ray_cluster import RayHead, ray_head
+from tests.ray_cluster import WORKER_ENV, RayHead, ray_head
 from tests.servers import ROOT, APIClient, ServerProcess, in_process, on_loopback, test_config
 
-FAKE_WORKER = f"{sys.executable} -m swarmkeeper_doubles.fake_comfyui --port {{port}}"
+#: The nodes' Ray workers cannot import swarmkeeper (ray_cluster.BLOCKER): the actor needs none.
+FAKE_WORKER = f"{WORKER_ENV} {sys.executable} -m swarmkeeper_doubles.fake_comfyui --port {{port}}"
 
 
 @pytest.fixture(scope="module")
