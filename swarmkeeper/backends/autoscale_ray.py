@@ -232,7 +232,7 @@ class RayProvider:
             raise BackendInitError(f"Could not join the Ray cluster at {address}: {error}") from None
         if "ready" not in first:
             await driver.stop()
-            reason = str(first.get("error", "no answer"))[:800]
+            reason = " ".join(str(first.get("error", "no answer")).split())[:800]  # Ray's spans lines
             if first.get("kind") == "mismatch":
                 raise BackendConfigError(f"The Ray cluster at {address} runs another Ray or Python version than "
                                          f"swarmkeeper (Ray {_local_ray()}, Python {sys.version.split()[0]}): "
