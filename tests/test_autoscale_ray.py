@@ -21,8 +21,10 @@ import pytest
 from swarmkeeper.backends.autoscale import AutoScaler
 from swarmkeeper.backends.autoscale_ray import RayWorker
 from swarmkeeper.backends.demand import Demand
+from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.config import ServerConfig
 from tests.autoscale_support import FAST, swarmui_backends_fds, wait_for, workers_of
+from tests.comfy_peer import invert_graph
 from tests.metrics_support import scrape, value
 from tests.ports import free_port
 from tests.ray_cluster import WORKER_ENV, RayHead, ray_head
@@ -138,6 +140,27 @@ async def test_a_worker_killed_with_sigkill_is_replaced_and_leaves_no_process(tm
         assert scaler.launches == 2
         samples = await scrape(api)
         assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 1
+    await gone(seen.pids())
+
+
+@pytest.mark.comfyui
+async def test_a_real_comfyui_on_the_cpu_as_a_ray_worker_runs_a_prompt_from_the_pool(
+        tmp_path: Path, head: RayHead) -> None:
+    command = (f"{WORKER_ENV} COMFY_PEER_DIR={tmp_path / 'comfy'} {ROOT / '.peers' / 'comfyui.sh'} "
+               "--listen {host} --port {port}")
+    config = master(tmp_path, head, MinBackends=1, MaxBackends=1, WorkerCommand=command, WorkerStartSeconds=180)
+    async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        api = APIClient(http, server.services)
+        seen = Seen(scaler_of(api))
+        await wait_for(api, seen(lambda listing: len(running(listing)) == 1), timeout=180,
+                       what="a real ComfyUI running as a Ray worker")
+        async with ComfyClient(server.url + "/ComfyBackendDirect", timeout=60) as comfy:
+            queued = await comfy.queue_prompt(invert_graph(5), client_id="ray-real")
+            deadline = time.monotonic() + 120
+            while not (done := (await comfy.history(queued["prompt_id"])).get(queued["prompt_id"])):
+                assert time.monotonic() < deadline, "the prompt never finished on the Ray worker"
+                await asyncio.sleep(0.1)
+            assert done["outputs"]["3"]["images"][0]["filename"].startswith("probe")
     await gone(seen.pids())
 
 
