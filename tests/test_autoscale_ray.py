@@ -226,6 +226,36 @@ async def test_a_ray_address_that_does_not_answer_is_the_reason_and_leaves_nothi
         assert entry["status_reason"] == "GPUsPerWorker must be 0 or more (it is -1)."
 
 
+#: On the driver's PYTHONPATH: Ray in that process says it is another version (Ray's own check then runs).
+OTHER_VERSION = """import os
+if os.environ.get("FAKE_RAY_VERSION"):
+    import ray._private.utils as utils
+    real = utils.compute_version_info
+    utils.compute_version_info = lambda: (os.environ["FAKE_RAY_VERSION"], real()[1])
+"""
+
+
+async def test_a_version_mismatch_with_the_cluster_is_the_reason(tmp_path: Path, head: RayHead,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(OTHER_VERSION)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # for the driver process the provider starts
+    monkeypatch.setenv("FAKE_RAY_VERSION", "2.59.0")
+    async with in_process(test_config(tmp_path / "data", autoscale=FAST)) as api:
+        backend_id = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
+        await api.ok("EditBackend", backend_id=backend_id, title="Farm", settings=ray_settings(head.address))
+        entry = await api.wait_status(backend_id, "errored", timeout=60)
+        reason = entry["status_reason"]
+        assert reason.startswith(f"The Ray cluster at {head.address} runs another Ray or Python version than "
+                                 "swarmkeeper (Ray 2.60.0, Python "), reason
+        assert "Version mismatch: The cluster was started with: Ray: 2.60.0" in reason
+        assert "was started with: Ray: 2.59.0" in reason
+        drivers = [p for p in psutil.process_iter(["cmdline"]) if head.address in " ".join(p.info["cmdline"] or [])
+                   and "autoscale_ray_driver" in " ".join(p.info["cmdline"] or [])]
+        assert drivers == []
+
+
 def test_without_ray_installed_the_reason_says_how_to_install_it() -> None:
     code = ("import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
             "from swarmkeeper.backends.autoscale import AutoScalingSettings, provider_for\n"

@@ -205,6 +205,9 @@ class AutoScaler(Backend[AutoScalingSettings]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         workers, self.workers = list(self.workers.values()), {}
+        if self.provider is not None and self.provider.keeps_workers():
+            await asyncio.gather(*(self._leave(worker) for worker in workers))
+            workers = []
         for _ in workers:
             self._metrics.worker_stopped(StopCause.SHUTDOWN)
         await asyncio.gather(*(self._end(worker, "the autoscaling backend is shutting down") for worker in workers))
@@ -380,6 +383,14 @@ class AutoScaler(Backend[AutoScalingSettings]):
         if record is not None:
             await self.host.remove_child(record)
         await worker.handle.release()
+
+    async def _leave(self, worker: Worker) -> None:
+        """Leave a worker running for the next start of this server to adopt (KeepWorkersOnExit)."""
+        self.host.log.info("Autoscale worker #%s at %s is left running for the next start", worker.number, worker.url)
+        await close_client(worker)
+        record, worker.record = worker.record, None
+        if record is not None:
+            await self.host.remove_child(record)
 
     def _swarm_settings(self, url: str) -> SwarmSettings:
         settings = self.settings

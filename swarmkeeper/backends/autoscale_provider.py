@@ -59,6 +59,11 @@ class Provider(Protocol):
         launch; a launch that fails leaves nothing running."""
         ...
 
+    def keeps_workers(self) -> bool:
+        """True when its workers are to be left running now (the Ray provider's KeepWorkersOnExit,
+        at the program's exit): the backend then neither stops nor releases them."""
+        ...
+
     async def close(self) -> None:
-        """End everything its launches left running (the backend shuts down)."""
+        """End everything its launches left running (the backend shuts down), but the workers it keeps."""
         ...

@@ -165,8 +165,6 @@ class RayWorker:
         if self.released:
             return
         self.released = True
-        if self.provider.keep_at_exit():
-            return  # detached: the next start of swarmkeeper adopts it
         await self.provider.kill(self.name)
 
 
@@ -187,7 +185,7 @@ class RayProvider:
             return NOT_INSTALLED
         return self.options.problem()
 
-    def keep_at_exit(self) -> bool:
+    def keeps_workers(self) -> bool:
         return self.options.keep and self.exiting()
 
     async def start(self) -> list[tuple[int, Launched]]:
@@ -287,7 +285,7 @@ class RayProvider:
         driver, self.driver = self.driver, None
         if driver is None:
             return
-        if not self.keep_at_exit() and driver.alive:
+        if not self.keeps_workers() and driver.alive:
             self.driver = driver
             await asyncio.gather(*(self.kill(name) for name in list(self.names)))
             self.driver = None

@@ -20,7 +20,7 @@ def parse_resources(text: str) -> dict[str, float]:
     if not text:
         return {}
     raw: Any
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as error:

@@ -136,6 +136,9 @@ class ScriptProvider:
     async def start(self) -> list[tuple[int, Launched]]:
         return []  # a script's workers are not adopted across restarts
 
+    def keeps_workers(self) -> bool:
+        return False
+
     async def launch(self, number: int) -> Outcome:
         problem = self.problem()
         if problem is not None:
