@@ -6,6 +6,7 @@ a restarted swarmkeeper. And bad input: a clear reason, nothing left running."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from swarmkeeper.backends.autoscale import AutoScaler
 from swarmkeeper.backends.autoscale_ray import RayWorker
+from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
 from swarmkeeper.backends.demand import Demand
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.config import ServerConfig
@@ -31,6 +33,8 @@ from tests.ray_cluster import WORKER_ENV, RayHead, ray_head
 from tests.servers import ROOT, APIClient, ServerProcess, in_process, on_loopback, test_config
 
 #: The nodes' Ray workers cannot import swarmkeeper (ray_cluster.BLOCKER): the actor needs none.
+#: Seconds a test waits for Ray (an actor's worker process starts in 1-2 s; more on a loaded machine).
+RAY_WAIT = 60.0
 FAKE_WORKER = f"{WORKER_ENV} {sys.executable} -m swarmkeeper_doubles.fake_comfyui --port {{port}}"
 
 
@@ -45,11 +49,11 @@ def ray_settings(address: str, **settings: Any) -> dict[str, Any]:
             "WorkerCommand": FAKE_WORKER, "ConnectionAttemptTimeoutSeconds": 5, **settings}
 
 
-def master(tmp_path: Path, head: RayHead, **settings: Any) -> ServerConfig:
+def master(tmp_path: Path, head: RayHead, timings: AutoscaleTimings = FAST, **settings: Any) -> ServerConfig:
     data = tmp_path / "master"
     data.mkdir()
     (data / "Backends.fds").write_text(swarmui_backends_fds(Path("unused"), **ray_settings(head.address, **settings)))
-    return test_config(data, autoscale=FAST, comfy_port=None)
+    return test_config(data, autoscale=timings, comfy_port=None)
 
 
 def scaler_of(api: APIClient) -> AutoScaler:
@@ -109,14 +113,14 @@ async def test_a_burst_scales_from_zero_to_the_gpus_the_next_waits_and_idle_work
         assert not scaler.workers
         server.services.manager.services.demand.source = lambda: Demand(waiting=10, unmet=0)
         await wait_for(api, seen(lambda listing: len(running(listing)) == 2 and scaler.launching == 1),
-                       what="two workers on the two GPUs and a third launch waiting for one")
+                       timeout=RAY_WAIT, what="two workers on the two GPUs and a third launch waiting for one")
         assert "2 of 3 workers running, 1 starting" in server.services.registry.get(0).status_reason  # type: ignore[union-attr]
         assert {w["title"] for w in running(await api.ok("ListBackends", nonreal=True))} == {
             "[Remote from 0: Farm] ComfyUI worker #1", "[Remote from 0: Farm] ComfyUI worker #2"}
         server.services.manager.services.demand.source = Demand  # the burst is over: every worker idles out
         await wait_for(api, seen(lambda listing: not workers_of(listing) and not scaler.launching
                                  and not scaler.workers and len(seen.handles) == 3),
-                       timeout=60, what="the waiting worker placed, then every worker stopped when idle")
+                       timeout=2 * RAY_WAIT, what="the waiting worker placed, then every worker stopped when idle")
         assert scaler.launches == 3  # nothing launched twice
         await gone(seen.pids())
         samples = await scrape(api)
@@ -125,21 +129,31 @@ async def test_a_burst_scales_from_zero_to_the_gpus_the_next_waits_and_idle_work
 
 
 async def test_a_worker_killed_with_sigkill_is_replaced_and_leaves_no_process(tmp_path: Path, head: RayHead) -> None:
-    config = master(tmp_path, head, MinBackends=1, MaxBackends=2, MinWaitAfterFailure=0)
+    """Without waiting for a ping (none comes during the test): the driver sees the actor, or the
+    program it runs, end."""
+    no_pings = dataclasses.replace(FAST, ping=3600)
+    config = master(tmp_path, head, no_pings, MinBackends=1, MaxBackends=2, MinWaitAfterFailure=0)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         api = APIClient(http, server.services)
         scaler = scaler_of(api)
         seen = Seen(scaler)
-        await wait_for(api, seen(lambda listing: len(running(listing)) == 1), what="worker #1 running")
+        await wait_for(api, seen(lambda listing: len(running(listing)) == 1), timeout=RAY_WAIT,
+                       what="worker #1 running")
         first = seen.handles[next(iter(seen.handles))]
         assert first.pid and first.actor_pid
         psutil.Process(first.actor_pid).send_signal(signal.SIGKILL)
         await gone([first.actor_pid, first.pid])  # the actor took its ComfyUI with it
         await wait_for(api, seen(lambda listing: any(w["title"].endswith("#2") for w in running(listing))),
-                       what="worker #2 replacing #1")
-        assert scaler.launches == 2
+                       timeout=RAY_WAIT, what="worker #2 replacing #1")
+        second = seen.handles[f"{first.name[:-1]}2"]
+        assert second.pid and second.actor_pid
+        psutil.Process(second.pid).send_signal(signal.SIGKILL)  # the worker program alone dies
+        await wait_for(api, seen(lambda listing: any(w["title"].endswith("#3") for w in running(listing))),
+                       timeout=RAY_WAIT, what="worker #3 replacing #2")
+        await gone([second.actor_pid])  # its actor was killed
+        assert scaler.launches == 3
         samples = await scrape(api)
-        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 1
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 2
     await gone(seen.pids())
 
 
@@ -183,7 +197,7 @@ async def test_detached_workers_are_adopted_by_a_restarted_swarmkeeper(tmp_path:
     try:
         async with first.client() as http:
             listing = await wait_for(APIClient(http, None), lambda listing: len(running(listing)) == 1,
-                                     what="worker #1 running")
+                                     timeout=RAY_WAIT, what="worker #1 running")
         (worker,) = running(listing)
         url = worker["api_url"]
         (process,) = fake_worker_at(url)
@@ -195,7 +209,8 @@ async def test_detached_workers_are_adopted_by_a_restarted_swarmkeeper(tmp_path:
     try:
         async with second.client() as http:
             api = APIClient(http, None)
-            listing = await wait_for(api, lambda listing: len(running(listing)) == 1, what="worker #1 adopted")
+            listing = await wait_for(api, lambda listing: len(running(listing)) == 1, timeout=RAY_WAIT,
+                                     what="worker #1 adopted")
             (adopted,) = running(listing)
             assert (adopted["api_url"], adopted["title"]) == (url, worker["title"])
             assert fake_worker_at(url) == [process]  # the same process: adopted, not started again

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from swarmkeeper.backends.autoscale_policy import Action, Decision, Limits, Observation, decide
-from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Provider
+from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Provider, WorkerHandle
 from swarmkeeper.backends.autoscale_ray import RayProvider
 from swarmkeeper.backends.autoscale_ray_options import RayOptions
 from swarmkeeper.backends.autoscale_script import ScriptProvider
@@ -136,13 +136,15 @@ def worker_prefix(services: BackendServices, backend_id: int) -> str:
 
 
 def provider_for(settings: AutoScalingSettings, log: logging.Logger, grace: float, *, prefix: str = "",
-                 exiting: Callable[[], bool] = lambda: False) -> Provider:
+                 exiting: Callable[[], bool] = lambda: False,
+                 lost: Callable[[WorkerHandle, str], None] = lambda handle, why: None) -> Provider:
     if settings.Provider == "script":
         return ScriptProvider(settings.StartScript, timeout=max(settings.StartScriptTimeoutSeconds, 1), log=log,
                               grace=grace)
     if settings.Provider == "ray":
         return RayProvider(ray_options(settings), prefix=prefix, log=log,
-                           connect_timeout=max(settings.ConnectionAttemptTimeoutSeconds, 1), exiting=exiting)
+                           connect_timeout=max(settings.ConnectionAttemptTimeoutSeconds, 1), exiting=exiting,
+                           lost=lost)
     raise BackendConfigError(f"Unknown Provider '{settings.Provider}': use 'script' or 'ray'.")
 
 
@@ -181,7 +183,8 @@ class AutoScaler(Backend[AutoScalingSettings]):
             raise BackendConfigError(f"Nonsensical settings, refusing to start: {problem}.")
         services = self.host.services
         provider = provider_for(settings, self.host.log, self.timings.grace,
-                                prefix=worker_prefix(services, self.host.id), exiting=lambda: services.exiting)
+                                prefix=worker_prefix(services, self.host.id), exiting=lambda: services.exiting,
+                                lost=self._lost)
         problem = provider.problem()
         if problem is not None:
             raise BackendConfigError(problem)
@@ -356,13 +359,24 @@ class AutoScaler(Backend[AutoScalingSettings]):
             trouble = await ping(worker, self.connection)
         finally:
             worker.pinging = False
-        if trouble is not None and self.workers.get(worker.number) is worker:
-            self.host.log.warning("Autoscale worker #%s at %s failed its ping (%s): removing it", worker.number,
-                                  worker.url, trouble)
-            self.workers.pop(worker.number, None)
-            self._metrics.worker_stopped(StopCause.PING)
-            await self._end(worker, "it failed its ping")
-            self.step()
+        if trouble is not None:
+            await self._remove(worker, f"it failed its ping ({trouble})")
+
+    def _lost(self, handle: WorkerHandle, why: str) -> None:
+        """The provider saw a worker end unasked (a Ray actor died): remove it now, as a failed ping would."""
+        for worker in list(self.workers.values()):
+            if worker.handle is handle:
+                self._spawn(self._remove(worker, why))
+
+    async def _remove(self, worker: Worker, why: str) -> None:
+        """Remove a worker that is lost (the policy replaces it as needed)."""
+        if self.workers.get(worker.number) is not worker:
+            return
+        self.host.log.warning("Autoscale worker #%s at %s is lost: %s; removing it", worker.number, worker.url, why)
+        self.workers.pop(worker.number, None)
+        self._metrics.worker_stopped(StopCause.PING)
+        await self._end(worker, why)
+        self.step()
 
     def _stop_by_id(self, backend_id: int, why: str) -> None:
         for number, worker in list(self.workers.items()):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Outcome
+from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Outcome, WorkerHandle
 from swarmkeeper.backends.autoscale_ray_options import RayOptions
 from swarmkeeper.exceptions import BackendConfigError, BackendInitError
 
@@ -59,19 +59,21 @@ class RayDriver:
 
     process: asyncio.subprocess.Process
     log: logging.Logger
+    #: ``lost(name, why)``: a worker ended unasked (its actor died, or its program exited).
+    lost: Callable[[str, str], None]
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 0
     tail: list[str] = field(default_factory=list)
     _readers: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, address: str, log: logging.Logger, python: str) -> RayDriver:
+    async def start(cls, address: str, log: logging.Logger, python: str, lost: Callable[[str, str], None]) -> RayDriver:
         config = json.dumps({"address": address, "namespace": NAMESPACE})
         process = await asyncio.create_subprocess_exec(
             python, "-m", "swarmkeeper.backends.autoscale_ray_driver", config, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
             env=driver_env(address), limit=1 << 20)
-        driver = cls(process, log)
+        driver = cls(process, log, lost)
         assert process.stderr is not None
         driver._readers.append(asyncio.create_task(driver._read_stderr(process.stderr)))
         return driver
@@ -102,6 +104,9 @@ class RayDriver:
         try:
             while line := await stream.readline():
                 answer = json.loads(line)
+                if "lost" in answer:
+                    self.lost(str(answer["lost"]), str(answer.get("why", "")))
+                    continue
                 future = self.pending.pop(int(answer.pop("id")), None)
                 if future is not None and not future.done():
                     future.set_result(answer)
@@ -170,15 +175,19 @@ class RayWorker:
 
 class RayProvider:
     def __init__(self, options: RayOptions, *, prefix: str, log: logging.Logger, connect_timeout: float,
-                 exiting: Callable[[], bool], python: str = sys.executable) -> None:
+                 exiting: Callable[[], bool], lost: Callable[[WorkerHandle, str], None] = lambda handle, why: None,
+                 python: str = sys.executable) -> None:
         self.options = options
         self.prefix = prefix
         self.log = log
         self.connect_timeout = connect_timeout
         self.exiting = exiting
+        self.lost = lost
         self.python = python
         self.driver: RayDriver | None = None
         self.names: set[str] = set()
+        #: The workers launched or adopted, by actor name (to say which one was lost).
+        self.handles: dict[str, RayWorker] = {}
 
     def problem(self) -> str | None:
         if not ray_installed():
@@ -206,14 +215,14 @@ class RayProvider:
             self.log.info("Adopting Ray worker %s at %s, left running by an earlier start", name, worker["url"])
             self.names.add(name)
             number = int(name.removeprefix(self.prefix)) if name.removeprefix(self.prefix).isdigit() else 0
-            handle = RayWorker(self, name, *pids_of(worker))
+            handle = self.handles[name] = RayWorker(self, name, *pids_of(worker))
             adopted.append((number, Launched(str(worker["url"]), self.options.retries, handle)))
         return adopted
 
     async def _join(self) -> RayDriver:
         address = self.options.address or "auto"
         try:
-            driver = await RayDriver.start(self.options.address, self.log, self.python)
+            driver = await RayDriver.start(self.options.address, self.log, self.python, self._lost)
         except OSError as error:
             raise BackendInitError(f"Could not start the Ray driver: {error}") from None
         try:
@@ -256,7 +265,14 @@ class RayProvider:
             return LaunchFailed(f"The Ray actor {name} could not start its worker: {answer.get('error', answer)}"[:900])
         self.log.info("Ray worker %s: pid %s in actor pid %s, at %s", name, answer.get("pid"), answer.get("actor_pid"),
                       answer["url"])
-        return Launched(str(answer["url"]), self.options.retries, RayWorker(self, name, *pids_of(answer)))
+        handle = self.handles[name] = RayWorker(self, name, *pids_of(answer))
+        return Launched(str(answer["url"]), self.options.retries, handle)
+
+    def _lost(self, name: str, why: str) -> None:
+        handle = self.handles.get(name)
+        if handle is not None and not handle.released:
+            self.log.warning("Ray worker %s: %s", name, why)
+            self.lost(handle, why)
 
     async def _driver(self) -> RayDriver:
         """The driver, started again if it ended (its non-detached actors ended with it)."""
@@ -270,6 +286,7 @@ class RayProvider:
 
     async def kill(self, name: str) -> None:
         self.names.discard(name)
+        self.handles.pop(name, None)
         driver = self.driver
         if driver is None or not driver.alive:
             return  # its actor ended with the driver, unless detached: the next start adopts or kills it
@@ -290,6 +307,7 @@ class RayProvider:
             await asyncio.gather(*(self.kill(name) for name in list(self.names)))
             self.driver = None
         self.names.clear()
+        self.handles.clear()
         await driver.stop()
 
 

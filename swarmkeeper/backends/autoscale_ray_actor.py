@@ -36,7 +36,8 @@ def fill(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
 
 
 class WorkerActor:
-    """Starts the worker once (``start``), says where it answers (``address``)."""
+    """Starts the worker once (``start``), says where it answers (``address``), and when it ended
+    (``wait_exit``; the actor runs with a few threads so that this waiting blocks no other call)."""
 
     def __init__(self, argv: Sequence[str], folder: str, env: Mapping[str, str]) -> None:
         self.argv = list(argv)
@@ -59,6 +60,17 @@ class WorkerActor:
             url_host = f"[{host}]" if ":" in host else host
             self.url = f"http://{url_host}:{port}/"
         return self.address()
+
+    def wait_exit(self, seconds: float) -> int | None:
+        """The worker's exit code once it ended, or None if it still runs after ``seconds`` (the
+        driver asks again: a call whose driver is gone ends by itself)."""
+        child = self.child
+        if child is None:
+            return None
+        try:
+            return child.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return None
 
     def address(self) -> dict[str, object]:
         child = self.child

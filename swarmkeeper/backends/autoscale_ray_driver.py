@@ -6,8 +6,9 @@ and with it every actor that is not detached.
 Run as ``python -m swarmkeeper.backends.autoscale_ray_driver '<json: address, namespace>'``. It
 speaks JSON lines: its first line says it joined (``{"ready": "<ray version>"}``) or why not
 (``{"error": ..., "kind": "mismatch" | "connect"}``); then each request on stdin (``{"id": n,
-"op": ...}``) gets one answer on stdout with the same id, in any order. Ray's own output goes to
-stderr. Every Ray call that waits is awaited on the driver's event loop or run in a thread.
+"op": ...}``) gets one answer on stdout with the same id, in any order, and a worker that ends
+unasked is told of (``{"lost": name, "why": ...}``). Ray's own output goes to stderr. Every Ray
+call that waits is awaited on the driver's event loop or run in a thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from swarmkeeper.backends import autoscale_ray_actor
 
 #: Seconds an adopted actor gets to say where its worker answers.
 ADDRESS_SECONDS = 10.0
+#: Seconds each ``wait_exit`` call waits (then the watch asks again).
+WATCH_SECONDS = 10.0
+#: Threads of each actor: ``wait_exit`` calls (one per driver that watched it) beside ``start``.
+ACTOR_THREADS = 4
 
 
 def mismatch(error: BaseException) -> bool:
@@ -37,6 +42,7 @@ class Driver:
         self.out = out
         self.actors: dict[str, Any] = {}  # Ray's actor handles (typed loosely by Ray itself)
         self.remote_class: Any = ray.remote(autoscale_ray_actor.WorkerActor)
+        self.watches: set[asyncio.Task[None]] = set()
 
     def say(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message) + "\n")
@@ -59,9 +65,28 @@ class Driver:
             reply = {"error": f"{type(error).__name__}: {error}"}
         self.say({"id": request["id"], **reply})
 
+    def watch(self, name: str, actor: Any) -> None:
+        """Tell swarmkeeper, unasked (``{"lost": name, "why": ...}``), when the actor or its worker
+        ends, unless swarmkeeper killed it."""
+        task = asyncio.create_task(self._watch(name, actor))
+        self.watches.add(task)
+        task.add_done_callback(self.watches.discard)
+
+    async def _watch(self, name: str, actor: Any) -> None:
+        try:
+            while (code := await actor.wait_exit.remote(WATCH_SECONDS)) is None:
+                if self.actors.get(name) is not actor:
+                    return
+            why = f"its worker exited with code {code}"
+        except Exception as error:
+            why = f"its Ray actor ended ({type(error).__name__})"
+        if self.actors.get(name) is actor:
+            self.say({"lost": name, "why": why})
+
     async def op_launch(self, request: dict[str, Any]) -> dict[str, Any]:
         options: dict[str, Any] = {"name": request["name"], "num_gpus": request["gpus"], "num_cpus": request["cpus"],
-                                   "resources": request["resources"], "max_restarts": 0}
+                                   "resources": request["resources"], "max_restarts": 0,
+                                   "max_concurrency": ACTOR_THREADS}
         if request["detached"]:
             options["lifetime"] = "detached"
         actor = self.remote_class.options(**options).remote(request["argv"], request["folder"], request["env"])
@@ -71,6 +96,7 @@ class Driver:
         except BaseException:
             await self.op_kill({"name": request["name"]})
             raise
+        self.watch(request["name"], actor)
         return address
 
     async def op_kill(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +125,7 @@ class Driver:
                 await self.op_kill({"name": name})
                 continue
             self.actors[name] = actor
+            self.watch(name, actor)
             found.append({"name": name, **address})
         return {"workers": found}
 
