@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from swarmkeeper.backends.autoscale import AutoScaler
-from swarmkeeper.backends.autoscale_ray import RayWorker
+from swarmkeeper.backends.autoscale_ray import RayProvider, RayWorker
 from swarmkeeper.backends.autoscale_timings import AutoscaleTimings
 from swarmkeeper.backends.demand import Demand
 from swarmkeeper.clients.comfyui import ComfyClient
@@ -112,11 +112,13 @@ async def test_a_burst_scales_from_zero_to_the_gpus_the_next_waits_and_idle_work
         seen = Seen(scaler)
         assert not scaler.workers
         server.services.manager.services.demand.source = lambda: Demand(waiting=10, unmet=0)
-        await wait_for(api, seen(lambda listing: len(running(listing)) == 2 and scaler.launching == 1),
+        record = server.services.registry.get(0)
+        assert record is not None
+        await wait_for(api, seen(lambda listing: len(running(listing)) == 2 and scaler.launching == 1
+                                 and "2 of 3 workers running, 1 starting" in record.status_reason),
                        timeout=RAY_WAIT, what="two workers on the two GPUs and a third launch waiting for one")
-        assert "2 of 3 workers running, 1 starting" in server.services.registry.get(0).status_reason  # type: ignore[union-attr]
-        assert {w["title"] for w in running(await api.ok("ListBackends", nonreal=True))} == {
-            "[Remote from 0: Farm] ComfyUI worker #1", "[Remote from 0: Farm] ComfyUI worker #2"}
+        titles = {w["title"] for w in running(await api.ok("ListBackends", nonreal=True))}
+        assert len(titles) == 2 and titles <= {f"[Remote from 0: Farm] ComfyUI worker #{n}" for n in (1, 2, 3)}
         server.services.manager.services.demand.source = Demand  # the burst is over: every worker idles out
         await wait_for(api, seen(lambda listing: not workers_of(listing) and not scaler.launching
                                  and not scaler.workers and len(seen.handles) == 3),
@@ -130,7 +132,7 @@ async def test_a_burst_scales_from_zero_to_the_gpus_the_next_waits_and_idle_work
 
 async def test_a_worker_killed_with_sigkill_is_replaced_and_leaves_no_process(tmp_path: Path, head: RayHead) -> None:
     """Without waiting for a ping (none comes during the test): the driver sees the actor, or the
-    program it runs, end."""
+    program it runs, end; the server sees its driver end."""
     no_pings = dataclasses.replace(FAST, ping=3600)
     config = master(tmp_path, head, no_pings, MinBackends=1, MaxBackends=2, MinWaitAfterFailure=0)
     async with on_loopback(config) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -151,9 +153,16 @@ async def test_a_worker_killed_with_sigkill_is_replaced_and_leaves_no_process(tm
         await wait_for(api, seen(lambda listing: any(w["title"].endswith("#3") for w in running(listing))),
                        timeout=RAY_WAIT, what="worker #3 replacing #2")
         await gone([second.actor_pid])  # its actor was killed
-        assert scaler.launches == 3
+        third = seen.handles[f"{first.name[:-1]}3"]
+        assert isinstance(scaler.provider, RayProvider) and scaler.provider.driver is not None
+        driver = scaler.provider.driver.process.pid
+        psutil.Process(driver).send_signal(signal.SIGKILL)  # the driver dies: its actors with it
+        await wait_for(api, seen(lambda listing: any(w["title"].endswith("#4") for w in running(listing))),
+                       timeout=RAY_WAIT, what="worker #4 on a new driver replacing #3")
+        await gone([driver, third.actor_pid or 0, third.pid or 0])
+        assert scaler.launches == 4
         samples = await scrape(api)
-        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 2
+        assert value(samples, "swarmkeeper_autoscale_stops_total", cause="ping") == 3
     await gone(seen.pids())
 
 

@@ -61,19 +61,23 @@ class RayDriver:
     log: logging.Logger
     #: ``lost(name, why)``: a worker ended unasked (its actor died, or its program exited).
     lost: Callable[[str, str], None]
+    #: ``ended(why)``: the driver itself ended while answers were being read (not by ``stop``).
+    ended: Callable[[str], None]
+    stopping: bool = False
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 0
     tail: list[str] = field(default_factory=list)
     _readers: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, address: str, log: logging.Logger, python: str, lost: Callable[[str, str], None]) -> RayDriver:
+    async def start(cls, address: str, log: logging.Logger, python: str, lost: Callable[[str, str], None],
+                    ended: Callable[[str], None]) -> RayDriver:
         config = json.dumps({"address": address, "namespace": NAMESPACE})
         process = await asyncio.create_subprocess_exec(
             python, "-m", "swarmkeeper.backends.autoscale_ray_driver", config, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
             env=driver_env(address), limit=1 << 20)
-        driver = cls(process, log, lost)
+        driver = cls(process, log, lost, ended)
         assert process.stderr is not None
         driver._readers.append(asyncio.create_task(driver._read_stderr(process.stderr)))
         return driver
@@ -117,6 +121,8 @@ class RayDriver:
                 if not future.done():
                     future.set_exception(gone)
             self.pending.clear()
+            if not self.stopping:
+                self.ended(str(gone))
 
     @property
     def alive(self) -> bool:
@@ -139,6 +145,7 @@ class RayDriver:
 
     async def stop(self) -> None:
         """Close its stdin (it leaves the cluster and exits), then kill it if it lingers."""
+        self.stopping = True
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
@@ -185,6 +192,7 @@ class RayProvider:
         self.lost = lost
         self.python = python
         self.driver: RayDriver | None = None
+        self._joining = asyncio.Lock()
         self.names: set[str] = set()
         #: The workers launched or adopted, by actor name (to say which one was lost).
         self.handles: dict[str, RayWorker] = {}
@@ -222,7 +230,7 @@ class RayProvider:
     async def _join(self) -> RayDriver:
         address = self.options.address or "auto"
         try:
-            driver = await RayDriver.start(self.options.address, self.log, self.python, self._lost)
+            driver = await RayDriver.start(self.options.address, self.log, self.python, self._lost, self._driver_ended)
         except OSError as error:
             raise BackendInitError(f"Could not start the Ray driver: {error}") from None
         try:
@@ -274,25 +282,38 @@ class RayProvider:
             self.log.warning("Ray worker %s: %s", name, why)
             self.lost(handle, why)
 
+    def _driver_ended(self, why: str) -> None:
+        """The driver died: its actors died with it (a detached one is killed on release), so each
+        worker is lost."""
+        self.log.warning("Ray: %s", why)
+        for handle in list(self.handles.values()):
+            if not handle.released:
+                self.lost(handle, why)
+
     async def _driver(self) -> RayDriver:
-        """The driver, started again if it ended (its non-detached actors ended with it)."""
-        if self.driver is None or not self.driver.alive:
-            if self.driver is not None:
-                self.log.warning("The Ray driver ended (%s); joining the cluster again", self.driver.last_words())
-                await self.driver.stop()
-            self.driver = None
-            self.driver = await self._join()
-        return self.driver
+        """The driver, started again if it ended."""
+        async with self._joining:
+            if self.driver is None or not self.driver.alive:
+                if self.driver is not None:
+                    await self.driver.stop()
+                self.driver = None
+                self.driver = await self._join()
+            return self.driver
 
     async def kill(self, name: str) -> None:
         self.names.discard(name)
         self.handles.pop(name, None)
         driver = self.driver
-        if driver is None or not driver.alive:
-            return  # its actor ended with the driver, unless detached: the next start adopts or kills it
+        if driver is None:
+            return  # closed
         try:
+            if not driver.alive:
+                if not self.options.keep:
+                    return  # its actor ended with the driver
+                driver = await self._driver()  # a detached actor outlives the driver: join again to kill it
             answer = await driver.ask("kill", name=name)
-        except DriverGone:
+        except (DriverGone, BackendInitError, BackendConfigError) as error:
+            self.log.warning("Ray: could not kill actor %s: %s", name, error)
             return
         if "error" in answer:
             self.log.warning("Ray: could not kill actor %s: %s", name, answer["error"])
