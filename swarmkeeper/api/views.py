@@ -86,15 +86,27 @@ class _Listing:
     body: RawJSON
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One backend's whole entry in the answer, and what it is valid for."""
+
+    version: int  # the record's version it was made from
+    until: float  # the monotonic time its time-since-used figure changes (inf if never used)
+    real: bool
+    part: bytes  # ``"<id>":{...}``
+
+
 class ListingCache:
     """ListBackends, serialised. The whole answer is reused while no record changed (the
     :class:`~swarmkeeper.backends.record.ChangeClock`), the registry's list is the same and no
     time-since-used figure has moved on a second; otherwise it is put together again from each
-    backend's cached entry, rebuilt only when that backend changed (``record.version``)."""
+    backend's cached entry, rebuilt only when that backend changed (``record.version``) or its
+    time-since-used moved. With 1,000 backends whose statuses move all the time (nearly every
+    answer follows some change), putting it together is one look-up per backend and a join."""
 
     def __init__(self) -> None:
-        #: (record, full_data, editor) -> (version, id, head, tail)
-        self._fragments: dict[tuple[int, bool, bool], tuple[int, int, bytes, bytes]] = {}
+        #: (full_data, editor) -> record -> its entry
+        self._entries: dict[tuple[bool, bool], dict[BackendRecord, _Entry]] = {}
         self._listings: dict[tuple[bool, bool, bool], _Listing] = {}
 
     def render(self, records: Sequence[BackendRecord], *, nonreal: bool, full_data: bool,
@@ -106,36 +118,34 @@ class ListingCache:
             return last.body
         ticks = ChangeClock.ticks
         until = math.inf
+        entries = self._entries.setdefault((full_data, editor), {})
         parts: list[bytes] = []
-        seen: set[tuple[int, bool, bool]] = set()
         for record in records:
-            if not (nonreal or record.real):
-                continue
-            key = (id(record), full_data, editor)
-            seen.add(key)
-            head, tail = self._fragment(key, record)
-            if record.last_used is None:
-                middle = _NEVER_USED
-            else:
-                middle = orjson.dumps(_time_fields(record, now))[1:-1]
-                until = min(until, record.last_used + int(now - record.last_used) + 1)
-            parts.append(b'"%d":{%s,%s,%s}' % (record.id, head, middle, tail))
-        for stale in self._fragments.keys() - seen:
-            if stale[1:] == (full_data, editor):
-                del self._fragments[stale]
+            entry = entries.get(record)
+            if entry is None or entry.version != record.version or now >= entry.until:
+                entry = entries[record] = _entry(record, full_data, editor, now)
+            if nonreal or entry.real:
+                parts.append(entry.part)
+                if entry.until < until:
+                    until = entry.until
+        if len(entries) > len(records):  # some were removed: forget their entries
+            for gone in entries.keys() - set(records):
+                del entries[gone]
         body = RawJSON(b"{" + b",".join(parts) + b"}")
         self._listings[(nonreal, full_data, editor)] = _Listing(records, ticks, until, body)
         return body
 
-    def _fragment(self, key: tuple[int, bool, bool], record: BackendRecord) -> tuple[bytes, bytes]:
-        cached = self._fragments.get(key)
-        if cached is not None and cached[0] == record.version and cached[1] == record.id:
-            return cached[2], cached[3]
-        _, full_data, editor = key
-        head = _json(_head(record, editor))[1:-1]
-        tail = _json(_tail(record, full_data))[1:-1]
-        self._fragments[key] = (record.version, record.id, head, tail)
-        return head, tail
+
+def _entry(record: BackendRecord, full_data: bool, editor: bool, now: float) -> _Entry:
+    version = record.version
+    head = _json(_head(record, editor))[1:-1]
+    tail = _json(_tail(record, full_data))[1:-1]
+    if record.last_used is None:
+        middle, until = _NEVER_USED, math.inf
+    else:
+        middle = orjson.dumps(_time_fields(record, now))[1:-1]
+        until = record.last_used + int(now - record.last_used) + 1
+    return _Entry(version, until, record.real, b'"%d":{%s,%s,%s}' % (record.id, head, middle, tail))
 
 
 def _json(value: JSONObject) -> bytes:

@@ -92,12 +92,13 @@ class ScriptRun:
         if self._reaper is not None:
             await asyncio.shield(self._reaper)
 
-    async def release(self) -> None:
-        """Let it end by itself within ``grace`` seconds, then SIGTERM the group, then SIGKILL."""
+    async def release(self, grace: float | None = None) -> None:
+        """Let it end by itself within ``grace`` seconds (the run's own unless given), then SIGTERM
+        the group, then SIGKILL."""
         if self.released:
             return
         self.released = True
-        if await self._ended_within(self.grace):
+        if await self._ended_within(self.grace if grace is None else grace):
             return
         self.process.signal(signal.SIGTERM)
         if await self._ended_within(2.0):
@@ -204,12 +205,10 @@ class ScriptProvider:
 
     async def _end_failed(self, run: ScriptRun, outcome: LaunchFailed) -> None:
         """A failed launch leaves nothing running: a script that declared failure gets the grace
-        to clean up after itself; any other failure is killed at once."""
-        if outcome.declared:
-            await run.release()
-        else:
-            run.kill()
-            await run.release()
+        to clean up after itself; any other is sent SIGTERM at once (so a script can still cancel
+        what it asked a scheduler for: a queued Slurm job outlives a SIGKILLed ``srun``), SIGKILL
+        after 2 s."""
+        await run.release(None if outcome.declared else 0.0)
         self.runs.remove(run)
 
     async def close(self) -> None:

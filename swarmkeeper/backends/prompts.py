@@ -10,7 +10,9 @@ instance) answers :class:`NoPrompts` with the reason users see.
                  not connected); the pool queues, watches events, interrupts, reads history and
                  sends ``POST /free`` through it
     node_list    what it can run: its ``/object_info`` (empty until read); None when the backend
-                 keeps none, and dispatch asks the client for it (kept a minute)
+                 keeps none, and dispatch asks the client for it (kept a minute). Dispatch keeps
+                 the answer until the record changes: a backend that holds a new node list says so
+                 (a Tracked field, or ``host.changed()``)
     key          names the connection: a new key when the address changes (dispatch then opens a
                  new event link)
 """

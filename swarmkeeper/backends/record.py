@@ -86,6 +86,7 @@ class BackendRecord:
                  pool: ChildPool, on_change: Callable[[BackendRecord], None], title: str = "", enabled: bool = True,
                  real: bool = True, parent: BackendRecord | None = None, control: bool = False) -> None:
         self._version = 0
+        self._watcher: Callable[[BackendRecord], None] | None = None
         self.id = id
         self._type = type
         self._services = services
@@ -112,6 +113,12 @@ class BackendRecord:
     def changed(self) -> None:
         """Note a change (a Tracked field does it itself; a backend calls it through its host)."""
         self._version = ChangeClock.tick()
+        if self._watcher is not None:
+            self._watcher(self)
+
+    def watch(self, watcher: Callable[[BackendRecord], None] | None) -> None:
+        """Have ``watcher`` told of every change from now on (the registry, while it holds the record)."""
+        self._watcher = watcher
 
     @property
     def type(self) -> BackendType[Any]:

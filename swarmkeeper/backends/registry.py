@@ -3,6 +3,10 @@
 No I/O and no locks: everything runs on one event loop, and each method finishes before
 another can start. Persistence, init scheduling and the API's operations live elsewhere
 (store, lifecycle, manager).
+
+An index over the records (dispatch's backends with a free slot, its node lists) stays current
+through a :class:`Changes` from :meth:`BackendRegistry.changes`: the records changed, added or
+removed since it was last read, so keeping the index costs what changed, not what is registered.
 """
 
 from __future__ import annotations
@@ -13,6 +17,21 @@ from collections.abc import Iterator
 
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.types import BackendId
+
+
+class Changes:
+    """The records changed (any field, or added, or removed) since the last :meth:`take`."""
+
+    def __init__(self) -> None:
+        self._changed: set[BackendRecord] = set()
+
+    def note(self, record: BackendRecord) -> None:
+        self._changed.add(record)
+
+    def take(self) -> set[BackendRecord]:
+        """The records changed since the last call (each once), and start afresh."""
+        changed, self._changed = self._changed, set()
+        return changed
 
 
 class BackendRegistry:
@@ -27,6 +46,21 @@ class BackendRegistry:
         self._next_real = 0
         self._next_nonreal = -1
         self._released = asyncio.Event()
+        self._changes: list[Changes] = []
+
+    # --- following changes ---
+
+    def changes(self) -> Changes:
+        """A new follower of every change to the records, starting with every record held now."""
+        changes = Changes()
+        for record in self._records.values():
+            changes.note(record)
+        self._changes.append(changes)
+        return changes
+
+    def _note(self, record: BackendRecord) -> None:
+        for changes in self._changes:
+            changes.note(record)
 
     # --- ids ---
 
@@ -72,11 +106,15 @@ class BackendRegistry:
         self._seen.add(record.id)
         self._records[record.id] = record
         self._sorted = None
+        record.watch(self._note)
+        self._note(record)
 
     def remove(self, backend_id: BackendId) -> BackendRecord | None:
         record = self._records.pop(backend_id, None)
         if record is not None:
             record.removed = True
+            record.watch(None)
+            self._note(record)
             self._sorted = None
         return record
 

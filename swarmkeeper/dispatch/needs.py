@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmkeeper.backends.record import BackendRecord
-from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs, is_link, is_upload
+from swarmkeeper.dispatch.pool.validate import combo_choices, input_specs, is_link, is_upload, summary, validate
 from swarmkeeper.dispatch.requests import Refusal
 
 #: Node inputs that name the main model, in the order they are looked for.
@@ -39,16 +39,20 @@ class PromptNeeds:
     choices: tuple[Choice, ...]
     model: str | None
     info_of: InfoSource
-    _cache: dict[tuple[int, int], Refusal | None] = field(default_factory=dict, repr=False)
+    #: Verdicts per node list (``id(info)`` -> (info, verdict)): backends of one install share one
+    #: ``object_info`` object (comfyui_info.InfoBook), so a prompt is judged once per install.
+    _cache: dict[int, tuple[Mapping[str, Any], Refusal | None]] = field(default_factory=dict, repr=False)
 
     def __call__(self, record: BackendRecord) -> Refusal | None:
         info = self.info_of(record)
         if isinstance(info, Refusal):
             return info
-        key = (record.id, id(info))
-        if key not in self._cache:
-            self._cache[key] = _judged(self, info)
-        return self._cache[key]
+        known = self._cache.get(id(info))
+        if known is not None and known[0] is info:
+            return known[1]
+        verdict = _judged(self, info)
+        self._cache[id(info)] = (info, verdict)
+        return verdict
 
     def judge(self, info: Mapping[str, Any]) -> Refusal | None:
         missing = sorted(self.classes - info.keys())
@@ -62,6 +66,46 @@ class PromptNeeds:
                 what = "model" if (choice.class_type, choice.input) in MODEL_INPUTS else choice.input
                 return Refusal(f"missing {what} '{choice.value}' (node {choice.node_id}, {choice.class_type})")
         return None
+
+
+#: The start of the text a prompt that failed validation late ends with (its client was answered 200).
+LATE_INVALID = "The prompt failed validation once a backend's node list was known: "
+
+
+@dataclass
+class LateNeeds(PromptNeeds):
+    """The needs of a prompt accepted before any backend's node list was known (an autoscaling
+    backend with no worker yet, every backend still loading): it waits like any request, and the
+    first time a backend with a node list is asked about it, the prompt is validated against the
+    union of node lists known then. Valid, it is judged as any prompt from then on (its outputs
+    written into ``outputs``); invalid, every backend refuses it with a ``final`` refusal, and the
+    scheduler fails it with ComfyUI's validation text."""
+
+    body: Mapping[str, Any] = field(default_factory=dict)
+    union: Callable[[], Mapping[str, Any]] = dict
+    #: The job's list of outputs to run, filled in once validated.
+    outputs: list[str] = field(default_factory=list)
+    invalid: Refusal | None = None
+    validated: bool = False
+
+    def __call__(self, record: BackendRecord) -> Refusal | None:
+        if not self.validated:
+            info = self.info_of(record)
+            if isinstance(info, Refusal):
+                return info
+            self._validate(info)
+        return self.invalid or super().__call__(record)
+
+    def _validate(self, first: Mapping[str, Any]) -> None:
+        self.validated = True
+        union = self.union() or first
+        verdict = validate(self.body, union)
+        if verdict.error is not None:
+            self.invalid = Refusal(LATE_INVALID + summary(verdict), final=True)
+            return
+        known = needs_of(self.body["prompt"], union, self.info_of)
+        self.classes, self.choices, self.model = known.classes, known.choices, known.model
+        self.outputs[:] = verdict.outputs
 
 
 def needs_of(graph: Mapping[str, Any], info: Mapping[str, Any], info_of: InfoSource) -> PromptNeeds:

@@ -43,10 +43,13 @@ class LoadOrder(StrEnum):
 @dataclass(frozen=True)
 class Refusal:
     """Why a backend cannot take a request. ``transient`` refusals (a chained server whose node list
-    is not known yet) make the request wait instead of failing."""
+    is not known yet) make the request wait instead of failing; a ``final`` one is the request's own
+    fault (a prompt that failed validation once a node list was known): it fails at once, wherever
+    it waits."""
 
     reason: str
     transient: bool = False
+    final: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
+from swarmkeeper.dispatch.free import FreeBackends
 from swarmkeeper.dispatch.requests import (
     REFUSED_INTRO,
     STALLED,
@@ -37,7 +38,7 @@ from swarmkeeper.dispatch.requests import (
     Policy,
     Request,
 )
-from swarmkeeper.dispatch.select import has_free_slot, refusal_lines, select
+from swarmkeeper.dispatch.select import refusal_lines, select
 
 log = logging.getLogger("swarmkeeper.dispatch")
 Clock = Callable[[], float]
@@ -76,6 +77,8 @@ class Scheduler:
     def __init__(self, registry: BackendRegistry, policy: Callable[[], Policy], *,
                  clock: Clock = time.monotonic, on_stall: Callable[[], None] | None = None) -> None:
         self.registry = registry
+        #: The backends with a free slot, kept from the registry's changes (a decision looks only there).
+        self.free = FreeBackends(registry)
         self.policy = policy
         self.clock = clock
         self.on_stall = on_stall
@@ -101,7 +104,9 @@ class Scheduler:
         request.future = asyncio.get_running_loop().create_future()
         if not self._pending:
             self._last_served = request.created  # the stall guard counts from the first waiter
-        self._try(request, request.created, self.registry.all(), self.policy(), started=time.perf_counter())
+        started = time.perf_counter()
+        self._try(request, request.created, self.registry.all(), self.policy(), free=self.free.records(),
+                  started=started)
         if not request.future.done():
             bisect.insort(self._pending, request, key=_order)
         return request.future
@@ -142,7 +147,11 @@ class Scheduler:
     # --- passes ---
 
     def wake(self, *, full: bool = False) -> None:
-        """Something changed: have the loop run a pass soon (a full one if asked)."""
+        """Something changed: have the loop run a pass soon (a full one if asked). With nothing
+        waiting there is nothing a pass could do (the backends' churn at 1,000 backends would
+        otherwise run hundreds of empty passes a second)."""
+        if not self._pending:
+            return
         self._full_wanted = self._full_wanted or full
         self._wake.set()
 
@@ -155,22 +164,20 @@ class Scheduler:
         if full:
             self._last_full = now
             self._expire(now, records, policy)
-        free: list[BackendRecord] | None = None  # a quick pass only looks at backends with a free slot
         for request in list(self._pending):
             if request.future is None or request.future.done():
                 self._pending.remove(request)
                 continue
             started = time.perf_counter()
-            if not full:
-                free = [record for record in (records if free is None else free) if has_free_slot(record)]
-                if not free:
-                    break
+            free = self.free.records()
+            if not full and not free:
+                break  # a quick pass only serves what a free slot can take
             self._try(request, now, records, policy, free=free, started=started)
             if request.future.done():
                 self._pending.remove(request)
 
     def _try(self, request: Request, now: float, records: list[BackendRecord], policy: Policy, *,
-             free: list[BackendRecord] | None = None, started: float) -> None:
+             free: Sequence[BackendRecord], started: float) -> None:
         """Decide one request; ``started`` is when deciding began (the stats count from there)."""
         decision = select(request, records, now, policy, free)
         if isinstance(decision, Assign):

@@ -120,6 +120,8 @@ def unserved(request: Request, records: Sequence[BackendRecord]) -> Decision:
         refusal = refused(request, record)
         if refusal is None:
             return BUSY
+        if refusal.final:
+            return Fail(refusal.reason)
         loading = loading or refusal.transient
     return STILL_LOADING if loading else explain(request, records)
 
@@ -183,9 +185,20 @@ def choose(request: Request, available: Sequence[BackendRecord], records: Sequen
 def select(request: Request, records: Sequence[BackendRecord], now: float, policy: Policy,
            free: Sequence[BackendRecord] | None = None) -> Decision:
     """The whole decision for one request (``records`` in id order; ``free``, when known, those of
-    them with a free slot)."""
-    candidates = records if free is None else free
-    available = [record for record in candidates if has_free_slot(record) and refused(request, record) is None]
+    them with a free slot, in id order). The backends are looked at in id order until one is as good
+    as any could be (no claim on it, and holding the model if the request names one): the common
+    decision costs a few backends, not every free one."""
+    candidates = (record for record in records if has_free_slot(record)) if free is None else free
+    available: list[BackendRecord] = []
+    model = request.model
+    for record in candidates:
+        if (refusal := refused(request, record)) is not None:
+            if refusal.final:
+                return Fail(refusal.reason)
+            continue
+        if record.usages <= 0 and (model is None or holds(record, model)):
+            return Assign(record)  # what choose() would pick: the first in id order of the best kind
+        available.append(record)
     if not available:
         return unserved(request, records)
     return choose(request, available, records, now, policy)

@@ -37,7 +37,7 @@ class Dispatch:
         self.registry = registry
         self.settings = settings
         self.scheduler = Scheduler(registry, lambda: Policy.of(settings), on_stall=on_stall)
-        self.targets = Targets(on_info=lambda: self.scheduler.wake(full=True))
+        self.targets = Targets(on_info=lambda: self.scheduler.wake(full=True), registry=registry)
         self.pool = Pool(registry, self.scheduler, self.targets)
         #: Where backends (the autoscaling one) read the waiting work, once started.
         self.demand = demand

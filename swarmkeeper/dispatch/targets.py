@@ -7,6 +7,11 @@ whatever its type.
 - A target without one (a chained server's pool) is asked for it through its client in the
   background; the answer is kept for a minute.
 - A backend without a target runs no ComfyUI prompt (with its type's reason, if it gave one).
+
+At 1,000 backends this is asked for every backend a decision looks at and every prompt's union,
+so the answers are kept: a backend's node list until its record changes (``record.version``; an
+asked one is read afresh each time), and the union until a backend's node list changes (followed
+through the registry's changes), so neither costs what is registered.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 from swarmkeeper.backends.prompts import DIRECT_PATH, PIN_HEADER, NoPrompts, PromptTarget
 from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.clients.errors import ComfyError, ComfyUnreachable
 from swarmkeeper.dispatch.pool.validate import as_mapping, combo_choices, input_specs
@@ -49,9 +55,19 @@ class Target:
         return client
 
 
+InfoOrWhy = Mapping[str, Any] | Refusal
+
+
 class Targets:
-    def __init__(self, on_info: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, on_info: Callable[[], None] = lambda: None, registry: BackendRegistry | None = None) -> None:
         self.on_info = on_info
+        #: A backend's own node list (or why none), with its record's version when read.
+        self._known: dict[BackendRecord, tuple[int, InfoOrWhy]] = {}
+        #: Following the registry (when given one): each enabled backend's node list, as (id, list).
+        self._changes = registry.changes() if registry is not None else None
+        self._infos: dict[BackendRecord, tuple[int, Mapping[str, Any]]] = {}
+        #: Backends whose node list is asked of them (it changes with no change to their record).
+        self._asking: set[BackendRecord] = set()
         #: Node lists asked of backends that keep none: record id -> (the target asked, the answer, when).
         self._asked: dict[int, tuple[PromptTarget, Mapping[str, Any], float]] = {}
         self._fetching: dict[int, asyncio.Task[None]] = {}
@@ -67,17 +83,24 @@ class Targets:
 
     # --- what a backend runs ---
 
-    def info_of(self, record: BackendRecord) -> Mapping[str, Any] | Refusal:
+    def info_of(self, record: BackendRecord) -> InfoOrWhy:
         """The backend's object_info, or why there is none."""
+        version = record.version
+        known = self._known.get(record)
+        if known is not None and known[0] == version:
+            return known[1]
         prompt = record.backend.prompt_target()
         if prompt is None:
             return Refusal(f"a {record.type.id} backend cannot run ComfyUI prompts")
         if isinstance(prompt, NoPrompts):
             return Refusal(prompt.reason)
         if prompt.node_list is None:
+            self._asking.add(record)
             return self._asked_info(record, prompt)
         info = prompt.node_list()
-        return info if info else Refusal("its node list is not read yet", True)
+        found = info if info else Refusal("its node list is not read yet", True)
+        self._known[record] = (version, found)  # a backend's own node list: a change to it is a change to the record
+        return found
 
     def _asked_info(self, record: BackendRecord, prompt: PromptTarget) -> Mapping[str, Any] | Refusal:
         known = self._asked.get(record.id)
@@ -110,8 +133,32 @@ class Targets:
         self.on_info()
 
     def union(self, records: Iterable[BackendRecord]) -> Mapping[str, Any]:
-        """Every node class any usable backend has; a combo input accepts any backend's choices."""
-        infos = [info for record in records if record.enabled and not isinstance(info := self.info_of(record), Refusal)]
+        """Every node class any usable backend has; a combo input accepts any backend's choices.
+        With a registry, ``records`` is its list and only the backends changed since the last call
+        are looked at."""
+        if self._changes is None:
+            infos = [info for record in records if record.enabled and not isinstance(info := self.info_of(record),
+                                                                                     Refusal)]
+            return self._merged(infos)
+        changed = self._changes.take() | self._asking
+        if any([self._follow(record) for record in changed]) or not self._union[0]:
+            return self._merged([info for _, info in sorted(self._infos.values(), key=lambda entry: entry[0])])
+        return self._union[1]
+
+    def _follow(self, record: BackendRecord) -> bool:
+        """Note the backend's node list for the union: True if it changed."""
+        old = self._infos.pop(record, None)
+        if record.removed:
+            self._known.pop(record, None)
+            self._asking.discard(record)
+            return old is not None
+        info = self.info_of(record) if record.enabled else None
+        if info is None or isinstance(info, Refusal):
+            return old is not None
+        self._infos[record] = (record.id, info)
+        return old is None or old[0] != record.id or old[1] is not info
+
+    def _merged(self, infos: list[Mapping[str, Any]]) -> Mapping[str, Any]:
         key = tuple(id(info) for info in infos)
         if key != self._union[0]:
             self._union = (key, merge_infos(infos))
@@ -123,6 +170,7 @@ class Targets:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._asked.clear()
+        self._known.clear()
 
 
 def merge_infos(infos: list[Mapping[str, Any]]) -> Mapping[str, Any]:

@@ -3,10 +3,11 @@ toggle, restart (and force restart), free memory, read the log, delete."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import APIResponse, Route, expect
 
 from swarmkeeper.backends.record import BackendRecord, backend_logger
 from tests.servers import LoopbackServer
@@ -198,6 +199,37 @@ async def test_the_id_can_be_changed_to_reorder_backends(pages: Pages, web_serve
     ids = await page.locator(".card").evaluate_all("cards => cards.map(card => card.dataset.backendId)")
     assert ids == [str(first_id), "7"]
     assert web_server.services.registry.get(7) is not None
+
+
+async def test_an_id_change_seen_by_the_live_list_first_leaves_one_card(
+        pages: Pages, web_server: LoopbackServer) -> None:
+    # The page re-reads the list on every pushed change. When that read shows the new id before
+    # EditBackend's own answer arrives (a busy machine), the page used to make a second card for it.
+    page = await pages.open()
+    first = await add_backend(page, "swarmkeeper_dummy")
+    await saved(first)
+    second = await add_backend(page, "swarmkeeper_dummy")
+    await saved(second)
+    first_id = await backend_id_of(first)
+    held: list[tuple[Route, APIResponse]] = []
+    answered = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        held.append((route, await route.fetch()))  # applied on the server; the page waits
+        answered.set()
+
+    await page.route("**/API/EditBackend", hold)
+    await edit(second, id="7", title="moved")
+    await save(second)
+    await asyncio.wait_for(answered.wait(), 10)
+    await expect(card(page, 7)).to_have_count(1)  # shown by the live list read
+    ((route, answer),) = held
+    await route.fulfill(response=answer)
+    await expect(card(page, 7).locator(".card-title")).to_have_text("moved")
+    await expect(card(page, 7)).to_contain_text("the ID is now 7")
+    await expect(page.locator(".card")).to_have_count(2)
+    ids = await page.locator(".card").evaluate_all("cards => cards.map(card => card.dataset.backendId)")
+    assert ids == [str(first_id), "7"]
 
 
 async def test_a_backends_log_is_shown_as_it_grows(pages: Pages, web_server: LoopbackServer) -> None:

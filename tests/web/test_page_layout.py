@@ -63,6 +63,31 @@ async def test_a_backend_can_be_added_and_saved_from_the_keyboard(pages: Pages, 
     await expect(shown.locator(".edit-button")).to_be_focused()
 
 
+async def test_a_confirmation_is_not_answered_by_the_close_of_the_one_before(pages: Pages) -> None:
+    # The browser fires a <dialog>'s `close` in a later task. A confirmation cancelled with Escape and
+    # asked again at once (a fast keyboard, a busy machine) used to take that late event as its own
+    # answer: the second dialog stayed open, but its OK added nothing.
+    page = await pages.open()
+    answers = await page.evaluate("""async () => {
+        const {confirmAction} = await import('./static/dialog.js');
+        const dialog = document.getElementById('confirm-dialog');
+        const closed = () => new Promise((done) => dialog.addEventListener('close', done, {once: true}));
+        const first = confirmAction({title: 'one', message: 'first'});
+        const late = closed();
+        dialog.close();
+        window.secondAnswer = 'unanswered';
+        confirmAction({title: 'two', message: 'second'}).then((ok) => { window.secondAnswer = ok; });
+        await late;  // the first showing's late close event, delivered while the second is open
+        await null;
+        await null;
+        return {first: await first, second: window.secondAnswer, open: dialog.open};
+    }""")
+    assert answers == {"first": False, "second": "unanswered", "open": True}
+    await page.click("#confirm-ok")
+    await expect(page.locator("#confirm-dialog")).to_be_hidden()
+    await page.wait_for_function("window.secondAnswer === true")
+
+
 async def test_show_advanced_reveals_the_advanced_types_and_is_remembered(pages: Pages) -> None:
     page = await pages.open()
     standard = page.locator('#add-buttons button[data-type-id="test_process"]')

@@ -23,13 +23,13 @@ from typing import Any
 from swarmkeeper.backends.record import BackendRecord
 from swarmkeeper.backends.registry import BackendRegistry
 from swarmkeeper.clients.comfyui import BinaryEvent, parse_text_event
-from swarmkeeper.dispatch.needs import needs_of
+from swarmkeeper.dispatch.needs import LateNeeds, needs_of
 from swarmkeeper.dispatch.pool.files import FileMap
 from swarmkeeper.dispatch.pool.jobs import Job, JobState, Outcome
 from swarmkeeper.dispatch.pool.links import Link, Links
 from swarmkeeper.dispatch.pool.relay import Relay
 from swarmkeeper.dispatch.pool.running import JobRunner
-from swarmkeeper.dispatch.pool.validate import error_body, validate
+from swarmkeeper.dispatch.pool.validate import error_body, shape, validate
 from swarmkeeper.dispatch.requests import Request
 from swarmkeeper.dispatch.scheduler import Scheduler
 from swarmkeeper.dispatch.targets import Targets
@@ -79,15 +79,17 @@ class Pool:
     def accept(self, body: Any, *, pin: BackendId | None = None, session: str | None = None,
                sink: Callable[[Job, Any], None] | None = None) -> tuple[int, JSONObject]:
         """``POST /prompt``: (HTTP status, answer). A prompt that no backend can run is refused at
-        once, with the scheduler's reasons, and nothing is queued."""
+        once, with the scheduler's reasons, and nothing is queued. Before any backend's node list is
+        known, a prompt some backend may yet run (one loading, an autoscaling one that can start a
+        worker) is queued unvalidated, and validated once one is (LateNeeds)."""
         info = self.union_info()
-        if not info:
-            return 400, error_body("no_backends", "No backends available!", self._no_info_reason())
-        verdict = validate(body, info)
+        verdict = validate(body, info) if info else shape(body)
         if verdict.error is not None:
             return 400, verdict.body
         graph = body["prompt"]
-        needs = needs_of(graph, info, self.targets.info_of)
+        needs = needs_of(graph, info, self.targets.info_of) if info else \
+            LateNeeds(frozenset(), (), None, self.targets.info_of, body=body, union=self.union_info,
+                      outputs=verdict.outputs)
         prompt_id = self._prompt_id(body.get("prompt_id"))
         client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
         front = body.get("front") is True
@@ -108,11 +110,6 @@ class Pool:
         if isinstance(wanted, str) and wanted and len(wanted) <= 200 and wanted not in self.jobs:
             return wanted
         return str(uuid.uuid4())
-
-    def _no_info_reason(self) -> str:
-        lines = [f"backend #{r.id}: {r.status}" + (f" ({r.status_reason})" if r.status_reason else "")
-                 for r in self.registry.all() if r.type.t2i]
-        return "No backend has told its node list yet." + "".join(f"\n- {line}" for line in lines)
 
     def _register(self, job: Job) -> None:
         self.jobs[job.prompt_id] = job

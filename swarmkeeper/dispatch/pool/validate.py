@@ -112,6 +112,16 @@ def check_number(name: str, spec: Any, value: Any, kind: str) -> JSONObject | No
     return None
 
 
+def summary(verdict: Verdict) -> str:
+    """A failed verdict in one text: the error, then each node's errors."""
+    error = verdict.error or {}
+    lines = [f"{error.get('message', '')}: {error.get('details', '')}".rstrip(": ")]
+    for node_id, entry in verdict.node_errors.items():
+        lines += [f"node {node_id} ({entry.get('class_type')}): {e.get('message')}: {e.get('details')}"
+                  for e in entry.get("errors", [])]
+    return "\n".join(lines)
+
+
 @dataclass
 class Verdict:
     """The outcome: the outputs to run (and errors of the others), or the 400 body."""
@@ -231,13 +241,20 @@ class Validator:
         return list(seen)
 
 
-def validate(body: Any, info: Mapping[str, Any]) -> Verdict:
-    """``POST /prompt``'s body against ``info``: the outputs to run, or ComfyUI's 400 answer."""
+def shape(body: Any) -> Verdict:
+    """What can be said of ``POST /prompt``'s body with no node list: an error, or no outputs yet."""
     if not isinstance(body, dict) or "prompt" not in body:
         return Verdict(error=prompt_error("no_prompt", "No prompt provided", "No prompt provided"))
-    graph = body["prompt"]
-    if not isinstance(graph, dict):
+    if not isinstance(body["prompt"], dict):
         return Verdict(error=prompt_error("invalid_prompt", "Prompt is not a dictionary"))
+    return Verdict()
+
+
+def validate(body: Any, info: Mapping[str, Any]) -> Verdict:
+    """``POST /prompt``'s body against ``info``: the outputs to run, or ComfyUI's 400 answer."""
+    if (malformed := shape(body)).error is not None:
+        return malformed
+    graph = body["prompt"]
     validator = Validator(graph, info)
     if (error := validator.classes()) is not None:
         return Verdict(error=error)

@@ -233,6 +233,7 @@ class BackendsPage {
   // --- cards ---
 
   addCard(backend) {
+    this.dropCard(backend.id);  // one card per id: the map and the page never disagree
     const card = new BackendCard(this, backend);
     card.madeAtRead = this.reads;
     this.cards.set(backend.id, card);
@@ -257,7 +258,10 @@ class BackendsPage {
   /** A card's backend got a new id (EditBackend's new_id). */
   rekeyed(oldId, backend) {
     this.dropCard(oldId);
-    this.addCard(backend).tell(`Saved; the ID is now ${backend.id}.`);
+    // A list read since the edit was applied may have shown the new id already.
+    const shown = this.cards.get(backend.id);
+    if (shown) shown.update(backend);
+    (shown ?? this.addCard(backend)).tell(`Saved; the ID is now ${backend.id}.`);
     this.orderCards();
     this.cards.get(backend.id).buttons.edit.focus();
   }
