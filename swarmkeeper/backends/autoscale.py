@@ -91,9 +91,9 @@ class AutoScalingSettings:
         600, "(swarmkeeper) Longest time, in seconds, a start script may run without printing NewURL; it is then "
              "stopped and counts as a failed launch.")
     RayAddress: str = text(
-        "", "(swarmkeeper, Provider 'ray') The Ray cluster to start workers on, as 'ray.init' takes it: "
-            "'<head>:6379' when this machine is a node of the cluster, 'ray://<head>:10001' (Ray Client) when it "
-            "is not; empty: the cluster this machine is a node of.")
+        "", "(swarmkeeper, Provider 'ray') The Ray cluster to start workers on: its head, '<head>:6379' (this "
+            "machine must be a node of the cluster: 'ray start --address=<head>:6379 --num-cpus=0 --num-gpus=0'); "
+            "empty: the cluster this machine is a node of.")
     GPUsPerWorker: float = decimal(1, "(swarmkeeper, Provider 'ray') GPUs each worker's Ray actor asks for.")
     CPUsPerWorker: float = decimal(1, "(swarmkeeper, Provider 'ray') CPUs each worker's Ray actor asks for.")
     RayResources: str = text(
