@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from swarmkeeper.backends.autoscale import AutoScalingSettings, ray_options
-from swarmkeeper.backends.autoscale_ray import driver_env
 from swarmkeeper.backends.autoscale_ray_actor import fill
+from swarmkeeper.backends.autoscale_ray_link import driver_env
 from swarmkeeper.backends.autoscale_ray_options import RayOptions, parse_command, parse_resources
 
 

@@ -3,39 +3,30 @@ custom resources) and starts one worker program (ComfyUI by default) in its own 
 a dead actor takes its worker with it. Ray places the actor on a node with room; while none has
 room the launch waits (Ray's autoscaler, or KubeRay, adds nodes for waiting actors).
 
-The Ray calls run in a driver process of their own (autoscale_ray_driver.py), started when the
-backend starts: a cluster that does not answer in time, or whose Ray or Python version differs,
-is a clear reason on the backend, and killing the driver leaves nothing behind. ``release`` kills
-the worker's actor (``ray.kill``, no restart). With ``KeepWorkersOnExit`` the actors are detached
-and named (``<prefix><number>``), survive swarmkeeper's exit, and the next start adopts them.
+The Ray calls run in a driver process of their own (autoscale_ray_driver.py, reached through
+autoscale_ray_link.py), started when the backend starts: a cluster that does not answer in time,
+or whose Ray or Python version differs, is a clear reason on the backend, and killing the driver
+leaves nothing behind. ``release`` kills the worker's actor (``ray.kill``, no restart). With
+``KeepWorkersOnExit`` the actors are detached and named (``<prefix><number>``), survive
+swarmkeeper's exit, and the next start adopts them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-import json
 import logging
-import os
-import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Outcome, WorkerHandle
+from swarmkeeper.backends.autoscale_ray_link import DriverGone, RayDriver
 from swarmkeeper.backends.autoscale_ray_options import RayOptions
 from swarmkeeper.exceptions import BackendConfigError, BackendInitError
 
-NAMESPACE = "swarmkeeper"
 NOT_INSTALLED = "The Ray provider needs `pip install swarmkeeper[ray]` (Ray is not installed in this Python)."
-#: Seconds the driver gets to end after its stdin closed, before it is killed.
-DRIVER_EXIT_SECONDS = 5.0
-
-
-class DriverGone(Exception):
-    """The driver process ended (or was never started)."""
 
 
 def ray_installed() -> bool:
@@ -43,123 +34,6 @@ def ray_installed() -> bool:
         return importlib.util.find_spec("ray") is not None
     except (ImportError, ValueError):  # a broken or blocked install
         return False
-
-
-def driver_env(address: str) -> dict[str, str]:
-    """The driver's environment. A cluster on loopback (one machine, ``--node-ip-address=127.0.0.1``):
-    Ray would replace 127.0.0.1 by the machine's network address unless told it may stay local."""
-    host = address.removeprefix("ray://").rpartition(":")[0] or address
-    local = host.strip("[]") in ("127.0.0.1", "localhost", "::1")
-    return {**os.environ, **({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if local else {})}
-
-
-@dataclass(eq=False)
-class RayDriver:
-    """The driver child process, and the answers it owes."""
-
-    process: asyncio.subprocess.Process
-    log: logging.Logger
-    #: ``lost(name, why)``: a worker ended unasked (its actor died, or its program exited).
-    lost: Callable[[str, str], None]
-    #: ``ended(why)``: the driver itself ended while answers were being read (not by ``stop``).
-    ended: Callable[[str], None]
-    stopping: bool = False
-    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    next_id: int = 0
-    tail: list[str] = field(default_factory=list)
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    @classmethod
-    async def start(cls, address: str, log: logging.Logger, python: str, lost: Callable[[str, str], None],
-                    ended: Callable[[str], None]) -> RayDriver:
-        config = json.dumps({"address": address, "namespace": NAMESPACE})
-        process = await asyncio.create_subprocess_exec(
-            python, "-m", "swarmkeeper.backends.autoscale_ray_driver", config, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-            env=driver_env(address), limit=1 << 20)
-        driver = cls(process, log, lost, ended)
-        assert process.stderr is not None
-        driver._readers.append(asyncio.create_task(driver._read_stderr(process.stderr)))
-        return driver
-
-    async def joined(self) -> dict[str, Any]:
-        """Its first line: ``{"ready": version}`` or ``{"error": ..., "kind": ...}``."""
-        assert self.process.stdout is not None
-        line = await self.process.stdout.readline()
-        if not line:
-            await self.process.wait()
-            raise DriverGone(self.last_words())
-        first: dict[str, Any] = json.loads(line)
-        if "ready" in first:
-            self._readers.append(asyncio.create_task(self._read_answers(self.process.stdout)))
-        return first
-
-    def last_words(self) -> str:
-        return "; ".join(self.tail[-3:])[:500] or f"exit code {self.process.returncode}"
-
-    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            text = line.decode(errors="replace").strip()
-            if text:
-                self.tail = [*self.tail[-19:], text]
-                self.log.debug("Ray driver: %s", text)
-
-    async def _read_answers(self, stream: asyncio.StreamReader) -> None:
-        try:
-            while line := await stream.readline():
-                answer = json.loads(line)
-                if "lost" in answer:
-                    self.lost(str(answer["lost"]), str(answer.get("why", "")))
-                    continue
-                future = self.pending.pop(int(answer.pop("id")), None)
-                if future is not None and not future.done():
-                    future.set_result(answer)
-        finally:
-            await self.process.wait()
-            gone = DriverGone(f"the Ray driver ended ({self.last_words()})")
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(gone)
-            self.pending.clear()
-            if not self.stopping:
-                self.ended(str(gone))
-
-    @property
-    def alive(self) -> bool:
-        return self.process.returncode is None
-
-    async def ask(self, op: str, **fields: Any) -> dict[str, Any]:
-        """One request; its answer (``error`` in it when the call failed in Ray)."""
-        if not self.alive or self.process.stdin is None:
-            raise DriverGone(f"the Ray driver ended ({self.last_words()})")
-        self.next_id += 1
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[self.next_id] = future
-        self.process.stdin.write((json.dumps({"id": self.next_id, "op": op, **fields}) + "\n").encode())
-        try:
-            await self.process.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            self.pending.pop(self.next_id, None)
-            raise DriverGone(f"the Ray driver ended ({self.last_words()})") from None
-        return await future
-
-    async def stop(self) -> None:
-        """Close its stdin (it leaves the cluster and exits), then kill it if it lingers."""
-        self.stopping = True
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            async with asyncio.timeout(DRIVER_EXIT_SECONDS):
-                await self.process.wait()
-        except TimeoutError:
-            self.kill()
-            await self.process.wait()
-        for reader in self._readers:
-            reader.cancel()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @dataclass(eq=False)
