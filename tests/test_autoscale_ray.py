@@ -223,11 +223,18 @@ async def test_detached_workers_are_adopted_by_a_restarted_swarmkeeper(tmp_path:
             (adopted,) = running(listing)
             assert (adopted["api_url"], adopted["title"]) == (url, worker["title"])
             assert fake_worker_at(url) == [process]  # the same process: adopted, not started again
-            await api.ok("DeleteBackend", backend_id=0)  # deleting the backend stops its workers
-            await gone([process.pid])
     finally:
         assert second.stop() in (0, -signal.SIGTERM)
     assert "Adopting Ray worker" in second.output()
+    text = (data / "Backends.fds").read_text()
+    assert "KeepWorkersOnExit: true" in text
+    (data / "Backends.fds").write_text(text.replace("KeepWorkersOnExit: true", "KeepWorkersOnExit: false"))
+    third = ServerProcess(data).start()  # no longer kept: the worker left running is stopped
+    try:
+        await gone([process.pid])
+    finally:
+        assert third.stop() in (0, -signal.SIGTERM)
+    assert "stopping it (KeepWorkersOnExit is off)" in third.output()
 
 
 async def test_a_ray_address_that_does_not_answer_is_the_reason_and_leaves_nothing(tmp_path: Path) -> None:

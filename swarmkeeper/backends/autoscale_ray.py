@@ -84,12 +84,15 @@ class RayProvider:
         on a version mismatch); the workers an earlier start left running, adopted."""
         await self.close()
         self.driver = await self._join()
-        if not self.options.keep:
-            return []
         answer = await self.driver.ask("adopt", prefix=self.prefix)
         adopted = []
         for worker in answer.get("workers", []):
             name = str(worker["name"])
+            if not self.options.keep:  # kept by an earlier start, KeepWorkersOnExit turned off since
+                self.log.info("Ray worker %s left by an earlier start: stopping it (KeepWorkersOnExit is off)", name)
+                self.names.add(name)
+                await self.kill(name)
+                continue
             if "error" in worker or not worker.get("url"):
                 self.log.warning("Ray worker %s left by an earlier start does not answer (%s): killed it", name,
                                  worker.get("error", "no address"))
