@@ -246,8 +246,16 @@ async def test_a_ray_address_that_does_not_answer_is_the_reason_and_leaves_nothi
         entry = await api.wait_status(backend_id, "errored", timeout=60)
         assert entry["status_reason"] == (f"The Ray cluster at {address} did not answer within 1 s (RayAddress). "
                                           "(gave up after 4 attempts)")
-        drivers = [p for p in psutil.process_iter(["cmdline"]) if address in " ".join(p.info["cmdline"] or [])]
-        assert drivers == []
+        assert drivers_for(address) == []
+        slow = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
+        await api.ok("EditBackend", backend_id=slow, title="Slow",
+                     settings=ray_settings(address, ConnectionAttemptTimeoutSeconds=60))
+        deadline = time.monotonic() + 30
+        while not (joining := drivers_for(address)):
+            assert time.monotonic() < deadline, "no driver ever started"
+            await asyncio.sleep(0.05)
+        await api.ok("DeleteBackend", backend_id=slow)  # stopped while its driver tries to join
+        await gone([process.pid for process in joining])
         bad = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
         await api.ok("EditBackend", backend_id=bad, title="Bad", settings=ray_settings(address, RayResources="A100"))
         entry = await api.wait_status(bad, "errored")
@@ -282,9 +290,17 @@ async def test_a_version_mismatch_with_the_cluster_is_the_reason(tmp_path: Path,
                                  "swarmkeeper (Ray 2.60.0, Python "), reason
         assert "Version mismatch: The cluster was started with: Ray: 2.60.0" in reason
         assert "was started with: Ray: 2.59.0" in reason
-        drivers = [p for p in psutil.process_iter(["cmdline"]) if head.address in " ".join(p.info["cmdline"] or [])
-                   and "autoscale_ray_driver" in " ".join(p.info["cmdline"] or [])]
-        assert drivers == []
+        assert drivers_for(head.address) == []
+
+
+def drivers_for(address: str) -> list[psutil.Process]:
+    """The Ray driver processes trying to join the cluster at ``address``."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "autoscale_ray_driver" in cmdline and address in cmdline and alive_pid(process.pid):
+            found.append(process)
+    return found
 
 
 def test_without_ray_installed_the_reason_says_how_to_install_it() -> None:

@@ -122,6 +122,9 @@ class RayProvider:
             driver.kill()
             await driver.stop()
             raise BackendInitError(f"Could not join the Ray cluster at {address}: {error}") from None
+        except asyncio.CancelledError:  # the backend was stopped while joining
+            driver.kill()
+            raise
         if "ready" not in first:
             await driver.stop()
             reason = " ".join(str(first.get("error", "no answer")).split())[:800]  # Ray's spans lines
