@@ -293,6 +293,24 @@ async def test_a_version_mismatch_with_the_cluster_is_the_reason(tmp_path: Path,
         assert drivers_for(head.address) == []
 
 
+async def test_a_server_killed_with_sigkill_leaves_no_driver(tmp_path: Path) -> None:
+    """Even while the driver waits for a cluster that does not answer (inside Ray's connect)."""
+    address = f"127.0.0.1:{free_port()}"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "Backends.fds").write_text(swarmui_backends_fds(
+        Path("unused"), **ray_settings(address, ConnectionAttemptTimeoutSeconds=60)))
+    server = ServerProcess(data).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (joining := drivers_for(address)):
+            assert time.monotonic() < deadline, "no driver ever started"
+            await asyncio.sleep(0.05)
+    finally:
+        server.kill()
+    await gone([process.pid for process in joining])
+
+
 def drivers_for(address: str) -> list[psutil.Process]:
     """The Ray driver processes trying to join the cluster at ``address``."""
     found = []

@@ -3,7 +3,7 @@ Ray calls, so that Ray (its threads, its signal handlers, one cluster per proces
 cannot be cancelled) stays out of the server's process. Killing the driver ends the connection,
 and with it every actor that is not detached.
 
-Run as ``python -m swarmkeeper.backends.autoscale_ray_driver '<json: address, namespace>'``. It
+Run as ``python -m swarmkeeper.backends.autoscale_ray_driver '<json: address, namespace, parent>'``. It
 speaks JSON lines: its first line says it joined (``{"ready": "<ray version>"}``) or why not
 (``{"error": ..., "kind": "mismatch" | "connect"}``); then each request on stdin (``{"id": n,
 "op": ...}``) gets one answer on stdout with the same id, in any order, and a worker that ends
@@ -14,10 +14,15 @@ call that waits is awaited on the driver's event loop or run in a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 import ray
@@ -25,6 +30,8 @@ import ray.cloudpickle
 
 from swarmkeeper.backends import autoscale_ray_actor
 
+#: Linux's prctl option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Seconds an adopted actor gets to say where its worker answers.
 ADDRESS_SECONDS = 10.0
 #: Seconds each ``wait_exit`` call waits (then the watch asks again).
@@ -130,8 +137,27 @@ class Driver:
         return {"workers": found}
 
 
+def end_with_parent(parent: int, seconds: float = 1.0) -> None:
+    """Exit once the server that started this driver (``parent``) is gone, even while ``ray.init``
+    blocks: on Linux the kernel's parent-death signal ends it at once; a thread that watches the
+    parent is the fallback. A parent gone before this ran (while Ray was imported) ends it here."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the signal was asked for (while Ray was imported)
+        os._exit(3)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(seconds)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
+    end_with_parent(int(config["parent"]))
     out = os.fdopen(os.dup(1), "w")  # the protocol's own stdout; Ray's prints go to stderr
     os.dup2(2, 1)
     try:

@@ -51,7 +51,7 @@ class RayDriver:
     @classmethod
     async def start(cls, address: str, log: logging.Logger, python: str, lost: Callable[[str, str], None],
                     ended: Callable[[str], None]) -> RayDriver:
-        config = json.dumps({"address": address, "namespace": NAMESPACE})
+        config = json.dumps({"address": address, "namespace": NAMESPACE, "parent": os.getpid()})
         process = await asyncio.create_subprocess_exec(
             python, "-m", "swarmkeeper.backends.autoscale_ray_driver", config, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
