@@ -45,6 +45,8 @@ def mismatch(error: BaseException) -> bool:
 
 
 class Driver:
+    """Answers the server's requests with Ray calls; holds the actors it launched or adopted."""
+
     def __init__(self, out: Any) -> None:
         self.out = out
         self.actors: dict[str, Any] = {}  # Ray's actor handles (typed loosely by Ray itself)
