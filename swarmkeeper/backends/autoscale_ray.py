@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Outcome, WorkerHandle
-from swarmkeeper.backends.autoscale_ray_link import DriverGone, RayDriver
+from swarmkeeper.backends.autoscale_ray_link import LOAD_SECONDS, DriverGone, RayDriver
 from swarmkeeper.backends.autoscale_ray_options import RayOptions
 from swarmkeeper.exceptions import BackendConfigError, BackendInitError
 
@@ -111,13 +111,16 @@ class RayProvider:
         except OSError as error:
             raise BackendInitError(f"Could not start the Ray driver: {error}") from None
         try:
+            stage = f"The Ray driver did not load Ray within {LOAD_SECONDS:g} s."
+            async with asyncio.timeout(LOAD_SECONDS):
+                await driver.loaded()
+            stage = f"The Ray cluster at {address} did not answer within {self.connect_timeout:g} s (RayAddress)."
             async with asyncio.timeout(self.connect_timeout):
                 first = await driver.joined()
         except TimeoutError:
             driver.kill()
             await driver.stop()
-            raise BackendInitError(f"The Ray cluster at {address} did not answer within {self.connect_timeout:g} s "
-                                   f"(RayAddress).") from None
+            raise BackendInitError(stage) from None
         except (DriverGone, ValueError) as error:
             driver.kill()
             await driver.stop()

@@ -4,7 +4,8 @@ cannot be cancelled) stays out of the server's process. Killing the driver ends 
 and with it every actor that is not detached.
 
 Run as ``python -m swarmkeeper.backends.autoscale_ray_driver '<json: address, namespace, parent>'``. It
-speaks JSON lines: its first line says it joined (``{"ready": "<ray version>"}``) or why not
+speaks JSON lines: its first line says Ray is loaded (``{"loaded": "<ray version>"}``), the next
+that it joined the cluster (``{"ready": "<ray version>"}``) or why not
 (``{"error": ..., "kind": "mismatch" | "connect"}``); then each request on stdin (``{"id": n,
 "op": ...}``) gets one answer on stdout with the same id, in any order, and a worker that ends
 unasked is told of (``{"lost": name, "why": ...}``). Ray's own output goes to stderr. Every Ray
@@ -162,6 +163,8 @@ def main() -> None:
     end_with_parent(int(config["parent"]))
     out = os.fdopen(os.dup(1), "w")  # the protocol's own stdout; Ray's prints go to stderr
     os.dup2(2, 1)
+    out.write(json.dumps({"loaded": ray.__version__}) + "\n")  # the join's own time starts now
+    out.flush()
     try:
         context = ray.init(address=config["address"] or "auto", namespace=config["namespace"],
                            logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)

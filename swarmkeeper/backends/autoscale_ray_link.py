@@ -16,6 +16,8 @@ from typing import Any
 
 #: The Ray namespace of the provider's actors.
 NAMESPACE = "swarmkeeper"
+#: Seconds the driver may take to start and import Ray (before the connect's own time).
+LOAD_SECONDS = 120.0
 #: Seconds the driver gets to end after its stdin closed, before it is killed.
 DRIVER_EXIT_SECONDS = 5.0
 
@@ -61,17 +63,26 @@ class RayDriver:
         driver._readers.append(asyncio.create_task(driver._read_stderr(process.stderr)))
         return driver
 
+    async def loaded(self) -> None:
+        """Until its first line: Ray is imported (a slow start on a busy machine is not the cluster's)."""
+        await self._line()
+
     async def joined(self) -> dict[str, Any]:
-        """Its first line: ``{"ready": version}`` or ``{"error": ..., "kind": ...}``."""
+        """Its next line: ``{"ready": version}`` or ``{"error": ..., "kind": ...}``."""
+        first = await self._line()
+        if "ready" in first:
+            assert self.process.stdout is not None
+            self._readers.append(asyncio.create_task(self._read_answers(self.process.stdout)))
+        return first
+
+    async def _line(self) -> dict[str, Any]:
         assert self.process.stdout is not None
         line = await self.process.stdout.readline()
         if not line:
             await self.process.wait()
             raise DriverGone(self.last_words())
-        first: dict[str, Any] = json.loads(line)
-        if "ready" in first:
-            self._readers.append(asyncio.create_task(self._read_answers(self.process.stdout)))
-        return first
+        message: dict[str, Any] = json.loads(line)
+        return message
 
     def last_words(self) -> str:
         return "; ".join(self.tail[-3:])[:500] or f"exit code {self.process.returncode}"
