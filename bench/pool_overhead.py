@@ -5,8 +5,8 @@ directly and through swarmkeeper's pool in front of that same ComfyUI, alternate
     .venv/bin/python bench/pool_overhead.py [--prompts 200] [--comfy_url http://127.0.0.1:8188]
 
 Without --comfy_url a real ComfyUI is started with scripts/comfyui-peer (and stopped after).
-Prints both medians (POST /prompt to the done marker on the websocket) and the ratio
-(goal: at most 1.10).
+Prints both medians (POST /prompt to the done marker on the websocket), the ratio (goal: at most
+1.10) and the CPU time swarmkeeper's process spent per pooled prompt.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import random
 import sys
 import uuid
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,11 +46,23 @@ async def measure(comfy_url: str, server_comfy_url: str, prompts: int) -> tuple[
     return direct, pooled
 
 
+def swarmkeeper_cpu() -> float:
+    """CPU seconds of this process's swarmkeeper child (the server the benchmark started)."""
+    for child in psutil.Process().children():
+        if "swarmkeeper" in child.cmdline():
+            times = child.cpu_times()
+            return times.user + times.system
+    return float("nan")
+
+
 def main() -> None:
     args = one_comfyui_arguments(__doc__ or "")
     with pool_in_front_of_comfyui(args.comfy_url) as (comfy_url, pool_url):
+        before = swarmkeeper_cpu()
         direct, pooled = run(measure(comfy_url, pool_url, args.prompts))
+        busy = swarmkeeper_cpu() - before
     report_pair("prompts", args.prompts, direct, pooled, goal="at most 1.10")
+    print(f"swarmkeeper's CPU: {busy / (args.prompts + 10) * 1000:.2f} ms per pooled prompt")
 
 
 if __name__ == "__main__":

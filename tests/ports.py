@@ -6,7 +6,8 @@ every ``bind(0)``; a port a test picked there and bound a moment later can be ta
 an outgoing connection of anything on the machine or by the other worker's pick (pytest-xdist
 runs two). Ports below that range are handed out by nobody but this allocator: each worker counts
 through its own slice of 10000-32767 (a random start, so runs on one machine rarely meet), and
-skips a port that has a listener.
+skips a port that has a listener. scripts/test's side-by-side runs (not xdist) name their slice
+in ``SWARMKEEPER_TEST_SLICE``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ BLOCK = 100
 
 
 def _slice() -> range:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # scripts/test runs two pytest processes side by side (no xdist) and names their slices.
+    side_by_side = os.environ.get("SWARMKEEPER_TEST_SLICE")  # "index/count"
+    if side_by_side:
+        worker, _, count = side_by_side.partition("/")
+        workers = int(count)
+    else:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     size = (HIGH - LOW) // max(workers, 1)
     start = LOW + int(worker or 0) * size
     return range(start, start + size)

@@ -12,6 +12,7 @@ import struct
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ from swarmkeeper_doubles.fake_comfyui.nodes import NodeResult
 from swarmkeeper_doubles.fake_comfyui.options import FakeOptions, Fault
 from swarmkeeper_doubles.fake_comfyui.reference import JSONObject, fixture, now_ms
 from swarmkeeper_doubles.fake_comfyui.validation import prompt_error, validate
+
+#: Frames kept per socket in ``Client.sent``.
+SENT_KEPT = 10_000
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Client:
 
     socket: WebSocket
     preview_metadata: bool = False
+    #: The last frames sent to it, as they went (tests compare them with what a relay passed on).
+    sent: deque[str | bytes] = field(default_factory=lambda: deque(maxlen=SENT_KEPT))
 
 
 def with_checkpoints(info: JSONObject, options: FakeOptions) -> JSONObject:
@@ -191,8 +197,10 @@ class FakeComfy:
     async def send(self, sid: str | None, kind: str, data: JSONObject) -> None:
         """One JSON event to a client, or to everyone (a closed socket is skipped)."""
         for _, client in self.targets(sid):
+            text = json.dumps({"type": kind, "data": data})
+            client.sent.append(text)
             with contextlib.suppress(Exception):
-                await client.socket.send_text(json.dumps({"type": kind, "data": data}))
+                await client.socket.send_text(text)
 
     async def send_preview(self, sid: str | None, png: bytes, metadata: JSONObject, progress: JSONObject) -> None:
         """A preview frame with its ``progress``: type 4 then progress for clients that asked for
@@ -202,6 +210,7 @@ class FakeComfy:
             if not client.preview_metadata:
                 await self.send(target, "progress", progress)
             frame = struct.pack(">II", 4, len(meta)) + meta if client.preview_metadata else struct.pack(">II", 1, 2)
+            client.sent.append(frame + png)
             with contextlib.suppress(Exception):
                 await client.socket.send_bytes(frame + png)
             if client.preview_metadata:

@@ -184,9 +184,9 @@ class Pool:
             self.relay.flush(job.client_id)
             self.runner.detach(job)
 
-    def on_progress(self, job: Job, text: str) -> None:
-        """A ``progress_state`` of the job, passed on as it came (read only for a sink)."""
-        self.deliver(job, "progress_state", None, text)
+    def on_progress(self, job: Job, kind: str, text: str) -> None:
+        """A ``progress_state`` or ``progress`` of the job, passed on as it came (read only for a sink)."""
+        self.deliver(job, kind, None, text)
 
     def on_binary(self, job: Job, event: BinaryEvent, frame: bytes) -> None:
         if job.sink is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from typing import Any, Protocol
 
@@ -30,12 +31,15 @@ RECONNECT_TIMEOUT = 5.0
 IGNORED = frozenset({"status", "feature_flags", "crystools.monitor"})
 #: How ComfyUI writes ``progress_state``, the most frequent event: its prompt is read from here.
 PROGRESS_PREFIX = '{"type": "progress_state", "data": {"prompt_id": "'
+#: How ComfyUI writes ``progress`` (a sampler's step, an image sent): its prompt is read from here.
+PROGRESS_STEP = re.compile(r'\{"type": "progress", "data": \{"value": [-+.\deE]+, "max": [-+.\deE]+, '
+                           r'"prompt_id": "([^"\\]*)"')
 
 
 class LinkOwner(Protocol):
     def on_event(self, job: Job, kind: str, data: dict[str, Any], text: str | None = None) -> None: ...
 
-    def on_progress(self, job: Job, text: str) -> None: ...
+    def on_progress(self, job: Job, kind: str, text: str) -> None: ...
 
     def on_binary(self, job: Job, event: BinaryEvent, frame: bytes) -> None: ...
 
@@ -115,9 +119,15 @@ class Link:
             if job is not None:
                 self.owner.on_binary(job, binary, frame)
             return
-        if peek_type(frame) in IGNORED:  # the backend's own status, several per prompt: not even parsed
-            return
         if frame.startswith(PROGRESS_PREFIX) and self._progress(frame):
+            return
+        step = PROGRESS_STEP.match(frame)
+        if step is not None:
+            job = self.jobs.get(step[1])
+            if job is not None:
+                self.owner.on_progress(job, "progress", frame)
+            return
+        if peek_type(frame) in IGNORED:  # the backend's own status, several per prompt: not even parsed
             return
         event = parse_text_event(frame)
         kind = event.get("type")
@@ -133,7 +143,8 @@ class Link:
         self.owner.on_event(job, str(kind), data, frame)
 
     def _progress(self, frame: str) -> bool:
-        """A ``progress_state`` routed by the prompt id it starts with, without parsing the rest;
+        """A ``progress_state`` routed by the prompt id it starts with, without parsing the rest
+        (a ``progress`` is routed so too, by PROGRESS_STEP);
         False when that id is not plainly there (then the frame is parsed)."""
         start = len(PROGRESS_PREFIX)
         end = frame.find('"', start)
@@ -142,7 +153,7 @@ class Link:
             return False
         job = self.jobs.get(prompt_id)
         if job is not None:
-            self.owner.on_progress(job, frame)
+            self.owner.on_progress(job, "progress_state", frame)
         return True
 
 

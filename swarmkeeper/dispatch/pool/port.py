@@ -3,7 +3,8 @@ paths (``/prompt``, ``/ws``) work unchanged.
 
 The port serves the main app itself, with every path moved under ``/ComfyBackendDirect``: the
 same routes, middleware (RequiredAuthorization, accounts) and checks, and the main port's limits on
-the wire (:mod:`swarmkeeper.limits`). A port that cannot be bound
+the wire (:mod:`swarmkeeper.limits`); its websockets write the pool's frames straight to the
+connection (:mod:`~swarmkeeper.dispatch.pool.wsframes`). A port that cannot be bound
 is logged and the server carries on (the pool is still under ``/ComfyBackendDirect/``).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from swarmkeeper.dispatch.pool.wsframes import PoolWebSocketProtocol
 from swarmkeeper.dispatch.targets import DIRECT_PATH
 from swarmkeeper.limits import WireLimits, server_config
 from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
@@ -79,7 +81,8 @@ class PoolPort:
                         "port", self.host, self.port, error.strerror or error, DIRECT_PATH)
             return False
         config = server_config(self, self.limits, keep_alive=COMFY_KEEP_ALIVE_SECONDS, lifespan="off",
-                               log_config=None, access_log=False, timeout_graceful_shutdown=2)
+                               log_config=None, access_log=False, timeout_graceful_shutdown=2,
+                               ws=PoolWebSocketProtocol, ws_per_message_deflate=False)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="comfy-pool-port")
         log.info("ComfyUI pool listening on http://%s:%s (point any ComfyUI client here)", self.host, self.port)

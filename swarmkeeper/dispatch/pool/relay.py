@@ -1,8 +1,11 @@
 """The pool's client websockets (``/ws?clientId=``) and what is sent on them.
 
-Each client socket has its own outgoing queue and writer, so a slow client never holds up the
-events of others. Messages are serialised as ComfyUI serialises them (``json.dumps``); a
-backend's event is passed on as the text it came in (ComfyUI's own serialisation of it).
+On the pool's own port a client's messages are framed here and written straight to its
+connection, the messages of one event-loop iteration in one write (``wsframes.py``); elsewhere
+(under ``/ComfyBackendDirect/`` on the main port) each client socket has its own outgoing queue and
+writer task. Either way a slow client never holds up the events of others. Messages are
+serialised as ComfyUI serialises them (``json.dumps``); a backend's event is passed on as the text
+it came in (ComfyUI's own serialisation of it).
 
 Preview frames: the pool asks every backend for ComfyUI's preview metadata frames (type 4, which
 name their prompt). A client that did not ask for them gets type 1 frames, in the order ComfyUI
@@ -23,11 +26,15 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType
+from swarmkeeper.dispatch.pool.wsframes import RAW_FRAMES, FrameWriter
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
 JSONObject = dict[str, Any]
 #: Messages a client may fall behind by before it is dropped (it can reconnect).
 MAX_BACKLOG = 10_000
+#: Bytes a client written to straight (FrameWriter) may fall behind by before it is dropped (it can
+#: reconnect): the frames not yet taken by its socket, in the pool's memory.
+MAX_BACKLOG_BYTES = 32 * 1024 * 1024
 #: ``json.dumps`` of a ``status`` message, written out: three go to every client for every prompt.
 STATUS_TEXT = '{{"type": "status", "data": {{"status": {{"exec_info": {{"queue_remaining": {}}}}}}}}}'
 IMAGE_FORMATS = {"image/jpeg": 1, "image/png": 2}
@@ -46,19 +53,42 @@ class ClientSocket:
     sid: str
     socket: WebSocket
     preview_metadata: bool = False
+    #: Writes straight to the connection (the pool's port), or None: messages go through ``outbox``.
+    frames: FrameWriter | None = None
+    #: Bytes it may fall behind by, with ``frames``, before it is dropped.
+    max_backlog_bytes: int = MAX_BACKLOG_BYTES
+    #: Messages for the writer task (without ``frames``); None ends the connection.
     outbox: asyncio.Queue[str | bytes | None] = field(default_factory=asyncio.Queue)
     #: A converted preview frame waiting for the ``progress`` message it follows.
     held: bytes | None = None
+    closed: bool = False
 
     def put(self, message: str | bytes) -> None:
+        if self.closed:
+            return
+        if self.frames is not None:
+            self._write(self.frames, message)
+            return
         if self.outbox.qsize() >= MAX_BACKLOG:
             log.warning("ComfyUI client %s fell %s messages behind; dropping it", self.sid, MAX_BACKLOG)
             self.close()
             return
         self.outbox.put_nowait(message)
 
+    def _write(self, frames: FrameWriter, message: str | bytes) -> None:
+        if frames.backlog >= self.max_backlog_bytes:
+            log.warning("ComfyUI client %s fell %s bytes behind; dropping it", self.sid, self.max_backlog_bytes)
+            self.close()
+        elif isinstance(message, bytes):
+            frames.binary(message)
+        else:
+            frames.text(message)
+
     def close(self) -> None:
-        self.outbox.put_nowait(None)
+        """End the connection (its pending frames are written first)."""
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait(None)
 
     def text(self, text: str, kind: str) -> None:
         held, self.held = self.held, None
@@ -88,9 +118,10 @@ class ClientSocket:
 class Relay:
     """Client sockets by sid (ComfyUI's clientId); a reconnect with the same id replaces the old."""
 
-    def __init__(self, server_features: JSONObject) -> None:
+    def __init__(self, server_features: JSONObject, *, max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
         self.clients: dict[str, ClientSocket] = {}
         self.server_features = server_features
+        self.max_backlog_bytes = max_backlog_bytes
 
     def targets(self, sid: str | None) -> Iterable[ClientSocket]:
         if sid is None:
@@ -103,7 +134,12 @@ class Relay:
         already serialised, when it is."""
         if text is None:
             text = json.dumps({"type": kind, "data": data})
-        for client in self.targets(sid):
+        if sid is not None:  # one client: the most frequent case, without a list
+            client = self.clients.get(sid)
+            if client is not None:
+                client.text(text, kind)
+            return
+        for client in list(self.clients.values()):
             client.text(text, kind)
 
     def send_binary(self, sid: str | None, event: BinaryEvent, frame: bytes) -> None:
@@ -123,7 +159,9 @@ class Relay:
         """Run one client connection to its end: greeting, then its messages and ours."""
         await websocket.accept()
         sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
-        client = ClientSocket(sid, websocket)
+        frames = (websocket.scope.get("extensions") or {}).get(RAW_FRAMES, {}).get("writer")
+        client = ClientSocket(sid, websocket, frames=frames if isinstance(frames, FrameWriter) else None,
+                              max_backlog_bytes=self.max_backlog_bytes)
         old = self.clients.get(sid)
         self.clients[sid] = client
         if old is not None:
@@ -136,15 +174,20 @@ class Relay:
         try:
             await self._write(client)
         finally:
+            client.close()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             if self.clients.get(sid) is client:
                 del self.clients[sid]
+            if client.frames is not None:
+                client.frames.flush()
             with contextlib.suppress(Exception):
                 await websocket.close()
 
     async def _write(self, client: ClientSocket) -> None:
+        """Send the outbox's messages until the connection ends (with ``frames``, the outbox
+        holds only the end)."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while (message := await client.outbox.get()) is not None:
                 if isinstance(message, bytes):
