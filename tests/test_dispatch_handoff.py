@@ -1,0 +1,37 @@
+"""A backend slot handed straight to the next waiting prompt: when a backend says a prompt ended,
+the next prompt waiting for it is written to the backend in the same pass (before that end is even
+relayed), not by its task in a later turn of the event loop; a prompt granted while its task cannot
+send it at once (no open link, no idle connection) is still sent by its task."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from swarmkeeper.dispatch.pool.jobs import Job
+from swarmkeeper.dispatch.pool.states import JobState
+from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
+from tests.comfy_peer import greeted_events, invert_graph
+from tests.pool_support import events_until_done, pool_server, terminal_events
+
+S = JobState
+
+
+async def test_the_next_waiting_prompt_is_sent_as_the_last_one_ends(data_dir: Path) -> None:
+    moves: list[tuple[str, JobState]] = []
+
+    def moved(job: Job, state: JobState, reason: str) -> None:
+        moves.append((job.prompt_id, state))
+
+    async with run_fake_comfyui(job_seconds=0.3) as fake, pool_server(data_dir, [fake.url], over_queue=0) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "handoff") as events:
+        pool.services.dispatch.pool.on_move = moved
+        ids = [(await comfy.queue_prompt(invert_graph(0x101010 * n), "handoff"))["prompt_id"] for n in (1, 2, 3)]
+        seen = events_until_done(events, set(ids))
+        assert terminal_events(await seen) == {prompt_id: ["execution_success"] for prompt_id in ids}
+    sent = [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")]
+    assert sent == ids  # each once, in order
+    for before, after in itertools.pairwise(ids):
+        # the one slot passes on inside the handling of the end: SENDING before the end is recorded
+        assert moves.index((after, S.SENDING)) < moves.index((before, S.DONE))
+        assert (after, S.RUNNING) in moves and (after, S.DONE) in moves
