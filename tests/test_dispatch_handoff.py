@@ -1,7 +1,8 @@
-"""A backend slot handed straight to the next waiting prompt: when a backend says a prompt ended,
+"""A prompt sent to a free backend while its POST /prompt is handled, before the answer; and a
+backend slot handed straight to the next waiting prompt: when a backend says a prompt ended,
 the next prompt waiting for it is written to the backend in the same pass (before that end is even
-relayed), not by its task in a later turn of the event loop; a prompt granted while its task cannot
-send it at once (no open link, no idle connection) is still sent by its task."""
+relayed), not by its task in a later turn of the event loop. (Before the link to a backend is open,
+the first prompt there is sent by its task, which opens it.)"""
 
 from __future__ import annotations
 
@@ -19,18 +20,24 @@ S = JobState
 
 async def test_the_next_waiting_prompt_is_sent_as_the_last_one_ends(data_dir: Path) -> None:
     moves: list[tuple[str, JobState]] = []
+    sent_while_accepted: list[str] = []
 
     def moved(job: Job, state: JobState, reason: str) -> None:
         moves.append((job.prompt_id, state))
+        if state is S.SENDING and job.prompt_id not in pool.services.dispatch.pool.jobs:
+            sent_while_accepted.append(job.prompt_id)
 
     async with run_fake_comfyui(job_seconds=0.3) as fake, pool_server(data_dir, [fake.url], over_queue=0) as pool, \
             pool.comfy() as comfy, greeted_events(comfy, "handoff") as events:
+        warm = (await comfy.queue_prompt(invert_graph(0x0F0F0F), "handoff"))["prompt_id"]  # opens the link
+        await events_until_done(events, {warm})
         pool.services.dispatch.pool.on_move = moved
         ids = [(await comfy.queue_prompt(invert_graph(0x101010 * n), "handoff"))["prompt_id"] for n in (1, 2, 3)]
         seen = events_until_done(events, set(ids))
         assert terminal_events(await seen) == {prompt_id: ["execution_success"] for prompt_id in ids}
+    assert sent_while_accepted == ids[:1]  # the free backend got the first before its POST was answered
     sent = [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")]
-    assert sent == ids  # each once, in order
+    assert sent == [warm, *ids]  # each once, in order
     for before, after in itertools.pairwise(ids):
         # the one slot passes on inside the handling of the end: SENDING before the end is recorded
         assert moves.index((after, S.SENDING)) < moves.index((before, S.DONE))

@@ -67,8 +67,14 @@ class JobRunner:
         #: Prompts sent at their grant (:meth:`_granted`) whose task has not taken them over yet.
         self._sent: dict[str, Sent] = {}
 
-    def start(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> asyncio.Task[None]:
+    def submit(self, job: Job, request: Request) -> asyncio.Future[Grant]:
+        """Queue the job's request; whenever it is granted, the prompt is sent in that same pass
+        when it can be (:meth:`_granted`), this call's included."""
         request.on_grant = lambda grant: self._granted(job, grant)
+        return self.scheduler.submit(request)
+
+    def start(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> asyncio.Task[None]:
+        """The job's task: it follows the job from ``future`` (:meth:`submit`'s) to its end."""
         return asyncio.create_task(self._run(job, request, future), name=f"pool-job-{job.prompt_id}")
 
     def _granted(self, job: Job, grant: Grant) -> None:
@@ -126,7 +132,7 @@ class JobRunner:
                 request.avoid.add(grant.record.id)
                 request.front = True
                 job.move(JobState.QUEUED)
-                future = self.scheduler.submit(request)
+                future = self.submit(job, request)
         except NoBackend as error:
             message = f"{last_refusal}\n{error.message}" if last_refusal else error.message
             self.ends.fail(job, message, "swarmkeeper.NoBackend")
