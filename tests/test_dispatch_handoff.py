@@ -9,6 +9,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
+
+from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper.dispatch.pool.jobs import Job
 from swarmkeeper.dispatch.pool.states import JobState
 from swarmkeeper_doubles.fake_comfyui import run_fake_comfyui
@@ -42,3 +45,18 @@ async def test_the_next_waiting_prompt_is_sent_as_the_last_one_ends(data_dir: Pa
         # the one slot passes on inside the handling of the end: SENDING before the end is recorded
         assert moves.index((after, S.SENDING)) < moves.index((before, S.DONE))
         assert (after, S.RUNNING) in moves and (after, S.DONE) in moves
+
+
+async def test_a_send_at_the_grant_that_fails_leaves_the_prompt_to_its_task(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug in the early send")
+
+    monkeypatch.setattr(ComfyClient, "start_prompt", broken)
+    async with run_fake_comfyui(job_seconds=0.05) as fake, pool_server(data_dir, [fake.url], over_queue=0) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "fallback") as events:
+        ids = [(await comfy.queue_prompt(invert_graph(0x030303 * n), "fallback"))["prompt_id"] for n in (1, 2, 3)]
+        assert terminal_events(await events_until_done(events, set(ids))) == \
+            {prompt_id: ["execution_success"] for prompt_id in ids}
+    assert [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")] == ids
+    assert "could not be sent at its grant" in caplog.text  # the early send was tried, and failed

@@ -87,11 +87,13 @@ class JobRunner:
         if target is None or link is None or job.prompt_id in self._sent:
             return
         try:
-            client = target.client()
+            prompt = target.client().start_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
+                                                  extra_data=job.extra_data or None, front=job.front)
         except ComfyError:
             return
-        prompt = client.start_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
-                                     extra_data=job.extra_data or None, front=job.front)
+        except Exception:  # never into the scheduler's pass: the task sends it, and reports what fails
+            log.exception("Prompt %s could not be sent at its grant", job.prompt_id)
+            return
         if prompt is None:
             return
         self._claimed(job, grant.record, grant.loads_model)
