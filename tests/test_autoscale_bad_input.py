@@ -83,9 +83,9 @@ async def test_unusable_settings_are_errored_with_the_reason(tmp_path: Path) -> 
         entry = await api.wait_status(backwards, "errored")
         assert entry["status_reason"] == ("Nonsensical settings, refusing to start: MinBackends (4) is above "
                                           "MaxBackends (2).")
-        ray = await autoscaler(api, StartScript=str(plain), Provider="ray")
+        ray = await autoscaler(api, Provider="ray", RayResources="A100")
         entry = await api.wait_status(ray, "errored")
-        assert "The Ray provider is not available" in entry["status_reason"]
+        assert entry["status_reason"] == "RayResources: 'A100' is not name=amount."
         unset = int((await api.ok("AddNewBackend", type_id="autoscalingbackend"))["id"])
         entry = await api.wait_status(unset, "disabled")
         assert entry["status_reason"] == "No StartScript is set."

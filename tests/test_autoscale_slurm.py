@@ -156,6 +156,13 @@ async def test_an_idle_swarmkeeper_worker_shuts_down_and_its_job_ends(
         await api.wait_status(0, "running")
         board = server.services.manager.services.demand
         board.source = lambda: Demand(waiting=1, unmet=1)
+        listing = await wait_for(api, lambda listing: bool(workers_of(listing)), what="a worker launched")
+        (entry,) = workers_of(listing)
+        record = server.services.registry.get(int(entry["id"]))
+        assert record is not None
+        # A generation holds it (as the pool would) while the test looks: on a slow machine the
+        # worker could otherwise be up, idle past MinIdleTime and stopped between two polls.
+        server.services.registry.claim(record)
         listing = await wait_for(api, lambda listing: any(w["status"] == "running" for w in workers_of(listing)),
                                  what="a running swarmkeeper worker")
         (worker,) = workers_of(listing)
@@ -167,6 +174,7 @@ async def test_an_idle_swarmkeeper_worker_shuts_down_and_its_job_ends(
         run = launched.handle
         assert isinstance(run, ScriptRun) and run.process.pid == launch_pid(job)
         board.source = Demand
+        server.services.registry.release(record)
         await wait_for(api, lambda listing: not workers_of(listing), what="the idle worker stopped")
         await cluster.until_queue(lambda jobs: not jobs, "the idle worker's job ended")
         await asyncio.wait_for(run.ended(), 10)

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from swarmkeeper.backends.autoscale_policy import Action, Decision, Limits, Observation, decide
-from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Provider
+from swarmkeeper.backends.autoscale_provider import Launched, LaunchFailed, Provider, WorkerHandle
+from swarmkeeper.backends.autoscale_ray import RayProvider
+from swarmkeeper.backends.autoscale_ray_options import RayOptions
 from swarmkeeper.backends.autoscale_script import ScriptProvider
 from swarmkeeper.backends.autoscale_workers import (
     NotAWorker,
@@ -31,8 +36,8 @@ from swarmkeeper.backends.autoscale_workers import (
     sleep_until,
     title_of,
 )
-from swarmkeeper.backends.base import Backend, BackendHost, BackendType
-from swarmkeeper.backends.settings import decimal, dropdown, integer, text
+from swarmkeeper.backends.base import Backend, BackendHost, BackendServices, BackendType
+from swarmkeeper.backends.settings import boolean, decimal, dropdown, integer, text
 from swarmkeeper.backends.status import BackendStatus
 from swarmkeeper.backends.swarm_settings import (
     Connection,
@@ -80,10 +85,33 @@ class AutoScalingSettings:
     OtherHeaders: str = other_headers()
     ConnectionAttemptTimeoutSeconds: int = connection_attempt_timeout()
     Provider: str = dropdown("script", "(swarmkeeper) What launches workers: 'script' runs StartScript "
-                                       "(SwarmUI's protocol).", [("script", "Start script"), ("ray", "Ray")])
+                                       "(SwarmUI's protocol); 'ray' starts each as a Ray actor (the settings "
+                                       "marked Provider 'ray').", [("script", "Start script"), ("ray", "Ray")])
     StartScriptTimeoutSeconds: int = integer(
         600, "(swarmkeeper) Longest time, in seconds, a start script may run without printing NewURL; it is then "
              "stopped and counts as a failed launch.")
+    RayAddress: str = text(
+        "", "(swarmkeeper, Provider 'ray') The Ray cluster to start workers on: its head, '<head>:6379' (this "
+            "machine must be a node of the cluster: 'ray start --address=<head>:6379 --num-cpus=0 --num-gpus=0'); "
+            "empty: the cluster this machine is a node of.")
+    GPUsPerWorker: float = decimal(1, "(swarmkeeper, Provider 'ray') GPUs each worker's Ray actor asks for.")
+    CPUsPerWorker: float = decimal(1, "(swarmkeeper, Provider 'ray') CPUs each worker's Ray actor asks for.")
+    RayResources: str = text(
+        "", "(swarmkeeper, Provider 'ray') Custom Ray resources each worker asks for: a JSON object "
+            "('{\"A100\": 1}') or 'name=amount' pairs, comma separated.")
+    WorkerCommand: str = text(
+        RayOptions.command, "(swarmkeeper, Provider 'ray') The worker each Ray actor starts, on its node: "
+                            "'{host}' is the node's address, '{port}' a free port there, '{python}' the Python "
+                            "running the actor. It must answer as ComfyUI (or SwarmUI) at http://{host}:{port}/.")
+    WorkerFolder: str = text(
+        "", "(swarmkeeper, Provider 'ray') The folder the worker command runs in, on every node (for ComfyUI: "
+            "its folder, where main.py is). Empty: the Ray worker's own.")
+    WorkerStartSeconds: int = integer(
+        120, "(swarmkeeper, Provider 'ray') Longest time, in seconds, a worker may take to answer once its actor "
+             "started it (rounded up to 5 s steps, as DoRetries).")
+    KeepWorkersOnExit: bool = boolean(
+        False, "(swarmkeeper, Provider 'ray') Workers outlive swarmkeeper's exit (detached, named Ray actors); the "
+               "next start adopts them, models still loaded. Deleting or disabling the backend still stops them.")
 
 
 def limits_of(settings: AutoScalingSettings) -> Limits:
@@ -93,13 +121,31 @@ def limits_of(settings: AutoScalingSettings) -> Limits:
                   wait_between_stop=settings.MinWaitBetweenStop * MINUTE, min_idle=settings.MinIdleTime * MINUTE)
 
 
-def provider_for(settings: AutoScalingSettings, log: logging.Logger, grace: float) -> Provider:
+def ray_options(settings: AutoScalingSettings) -> RayOptions:
+    return RayOptions(address=settings.RayAddress.strip(), gpus=settings.GPUsPerWorker, cpus=settings.CPUsPerWorker,
+                      resources_text=settings.RayResources, command=settings.WorkerCommand,
+                      folder=settings.WorkerFolder, start_seconds=settings.WorkerStartSeconds,
+                      keep=settings.KeepWorkersOnExit)
+
+
+def worker_prefix(services: BackendServices, backend_id: int) -> str:
+    """The start of this backend's Ray actor names: the same across restarts of this server (its
+    machine and data folder), different for another server sharing the cluster."""
+    where = f"{socket.gethostname()}:{Path(services.data_dir).resolve()}"
+    return f"swarmkeeper-{hashlib.sha256(where.encode()).hexdigest()[:10]}-{backend_id}-"
+
+
+def provider_for(settings: AutoScalingSettings, log: logging.Logger, grace: float, *, prefix: str = "",
+                 exiting: Callable[[], bool] = lambda: False,
+                 lost: Callable[[WorkerHandle, str], None] = lambda handle, why: None) -> Provider:
     if settings.Provider == "script":
         return ScriptProvider(settings.StartScript, timeout=max(settings.StartScriptTimeoutSeconds, 1), log=log,
                               grace=grace)
     if settings.Provider == "ray":
-        raise BackendConfigError("The Ray provider is not available in this version of swarmkeeper; use 'script'.")
-    raise BackendConfigError(f"Unknown Provider '{settings.Provider}': use 'script'.")
+        return RayProvider(ray_options(settings), prefix=prefix, log=log,
+                           connect_timeout=max(settings.ConnectionAttemptTimeoutSeconds, 1), exiting=exiting,
+                           lost=lost)
+    raise BackendConfigError(f"Unknown Provider '{settings.Provider}': use 'script' or 'ray'.")
 
 
 class AutoScaler(Backend[AutoScalingSettings]):
@@ -135,15 +181,21 @@ class AutoScaler(Backend[AutoScalingSettings]):
         problem = self.limits.problem()
         if problem is not None:
             raise BackendConfigError(f"Nonsensical settings, refusing to start: {problem}.")
-        provider = provider_for(settings, self.host.log, self.timings.grace)
+        services = self.host.services
+        provider = provider_for(settings, self.host.log, self.timings.grace,
+                                prefix=worker_prefix(services, self.host.id), exiting=lambda: services.exiting,
+                                lost=self._lost)
         problem = provider.problem()
         if problem is not None:
             raise BackendConfigError(problem)
         self.connection = Connection.from_settings(self._swarm_settings(""), self.host.log)
         self.provider = provider
+        adopted = await provider.start()
         self.next_start = self.retry_after = self.next_stop = 0.0
         self.last_ping = self.clock()
         self.host.set_status(BackendStatus.RUNNING, "Starting...")
+        for number, launched in adopted:
+            self._adopt(number, launched)
         self._loop = asyncio.create_task(self._run(), name=f"autoscale-{self.host.id}")
 
     async def shutdown(self) -> None:
@@ -156,6 +208,9 @@ class AutoScaler(Backend[AutoScalingSettings]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         workers, self.workers = list(self.workers.values()), {}
+        if self.provider is not None and self.provider.keeps_workers():
+            await asyncio.gather(*(self._leave(worker) for worker in workers))
+            workers = []
         for _ in workers:
             self._metrics.worker_stopped(StopCause.SHUTDOWN)
         await asyncio.gather(*(self._end(worker, "the autoscaling backend is shutting down") for worker in workers))
@@ -251,6 +306,13 @@ class AutoScaler(Backend[AutoScalingSettings]):
         else:
             self._metrics.worker_launched(LaunchOutcome.UNREACHABLE)
 
+    def _adopt(self, number: int, launched: Launched) -> None:
+        """A worker an earlier start of this server left running: reached and stood up as any new one."""
+        self.launches = max(self.launches, number)
+        worker = Worker.of(number, launched, self.clock())
+        self.workers[number] = worker
+        self._spawn(self._connect(worker))
+
     @property
     def _metrics(self) -> Metrics:
         return self.host.services.metrics
@@ -297,13 +359,24 @@ class AutoScaler(Backend[AutoScalingSettings]):
             trouble = await ping(worker, self.connection)
         finally:
             worker.pinging = False
-        if trouble is not None and self.workers.get(worker.number) is worker:
-            self.host.log.warning("Autoscale worker #%s at %s failed its ping (%s): removing it", worker.number,
-                                  worker.url, trouble)
-            self.workers.pop(worker.number, None)
-            self._metrics.worker_stopped(StopCause.PING)
-            await self._end(worker, "it failed its ping")
-            self.step()
+        if trouble is not None:
+            await self._remove(worker, f"it failed its ping ({trouble})")
+
+    def _lost(self, handle: WorkerHandle, why: str) -> None:
+        """The provider saw a worker end unasked (a Ray actor died): remove it now, as a failed ping would."""
+        for worker in list(self.workers.values()):
+            if worker.handle is handle:
+                self._spawn(self._remove(worker, why))
+
+    async def _remove(self, worker: Worker, why: str) -> None:
+        """Remove a worker that is lost (the policy replaces it as needed)."""
+        if self.workers.get(worker.number) is not worker:
+            return
+        self.host.log.warning("Autoscale worker #%s at %s is lost: %s; removing it", worker.number, worker.url, why)
+        self.workers.pop(worker.number, None)
+        self._metrics.worker_stopped(StopCause.PING)
+        await self._end(worker, why)
+        self.step()
 
     def _stop_by_id(self, backend_id: int, why: str) -> None:
         for number, worker in list(self.workers.items()):
@@ -324,6 +397,14 @@ class AutoScaler(Backend[AutoScalingSettings]):
         if record is not None:
             await self.host.remove_child(record)
         await worker.handle.release()
+
+    async def _leave(self, worker: Worker) -> None:
+        """Leave a worker running for the next start of this server to adopt (KeepWorkersOnExit)."""
+        self.host.log.info("Autoscale worker #%s at %s is left running for the next start", worker.number, worker.url)
+        await close_client(worker)
+        record, worker.record = worker.record, None
+        if record is not None:
+            await self.host.remove_child(record)
 
     def _swarm_settings(self, url: str) -> SwarmSettings:
         settings = self.settings

@@ -1,8 +1,9 @@
 """What the autoscaling backend asks of a provider: launch one worker and say where it answers,
 or say why not; later, release what a launch left running.
 
-The script provider (autoscale_script.py, SwarmUI's protocol) is one; a Ray provider (an actor per
-worker) fits the same shape: ``launch`` creates the actor and returns its address, ``release``
+The script provider (autoscale_script.py, SwarmUI's protocol) is one; the Ray provider
+(autoscale_ray.py, an actor per worker) another: ``start`` joins the cluster (and finds the workers
+an earlier start left running), ``launch`` creates an actor and returns its address, ``release``
 kills it, ``close`` ends what is left.
 """
 
@@ -47,11 +48,22 @@ class Provider(Protocol):
         """Why no launch can work as configured (a missing script), or None. Checked at init."""
         ...
 
+    async def start(self) -> list[tuple[int, Launched]]:
+        """Get ready to launch (join a cluster): raises BackendInitError (may pass) or
+        BackendConfigError (cannot work as configured). Returns the workers an earlier start of this
+        server left running, with their numbers, to adopt."""
+        ...
+
     async def launch(self, number: int) -> Outcome:
         """Launch worker number ``number`` (counting from 1 per server). Never raises for a failed
         launch; a launch that fails leaves nothing running."""
         ...
 
+    def keeps_workers(self) -> bool:
+        """True when its workers are to be left running now (the Ray provider's KeepWorkersOnExit,
+        at the program's exit): the backend then neither stops nor releases them."""
+        ...
+
     async def close(self) -> None:
-        """End everything its launches left running (the backend shuts down)."""
+        """End everything its launches left running (the backend shuts down), but the workers it keeps."""
         ...

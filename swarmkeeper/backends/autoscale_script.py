@@ -134,6 +134,12 @@ class ScriptProvider:
     def problem(self) -> str | None:
         return script_problem(self.script)
 
+    async def start(self) -> list[tuple[int, Launched]]:
+        return []  # a script's workers are not adopted across restarts
+
+    def keeps_workers(self) -> bool:
+        return False
+
     async def launch(self, number: int) -> Outcome:
         problem = self.problem()
         if problem is not None:

@@ -74,6 +74,9 @@ class BackendServices:
     #: Set when the program shutdown of a server started with --keep_backends begins (adoption.py):
     #: self-started processes are then left running, for the next start to adopt.
     keep_processes: bool = False
+    #: Set when the program shutdown begins (manager.py): backends that may leave work running
+    #: for the next start (an autoscaling backend's KeepWorkersOnExit) read it.
+    exiting: bool = False
     #: Stopping the processes an earlier server left that no backend adopts (adoption.py); the
     #: server's stop waits for it.
     leftover_sweep: asyncio.Task[None] | None = None

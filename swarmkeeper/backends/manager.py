@@ -347,6 +347,7 @@ class BackendManager:
         return True, sum(1 for result in results if result is True)
 
     async def shutdown(self) -> None:
+        self.services.exiting = True
         await self.lifecycle.shutdown_all()
 
     # --- non-real children (ChildPool) ---
