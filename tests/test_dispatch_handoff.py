@@ -60,3 +60,29 @@ async def test_a_send_at_the_grant_that_fails_leaves_the_prompt_to_its_task(
             {prompt_id: ["execution_success"] for prompt_id in ids}
     assert [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")] == ids
     assert "could not be sent at its grant" in caplog.text  # the early send was tried, and failed
+
+
+async def test_a_job_cancelled_just_after_its_send_at_the_grant_hands_its_slot_back(data_dir: Path) -> None:
+    async with run_fake_comfyui(job_seconds=0.2) as fake, pool_server(data_dir, [fake.url], over_queue=0) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "cancel") as events:
+        dispatch_pool = pool.services.dispatch.pool
+        warm = (await comfy.queue_prompt(invert_graph(0x0F0F0F), "cancel"))["prompt_id"]  # opens the link
+        await events_until_done(events, {warm})
+        cancelled: list[str] = []
+
+        def moved(job: Job, state: JobState, reason: str) -> None:
+            if job.number == 2 and state is S.SENDING:  # the third prompt of this pool: ``second``
+                assert job.task is not None
+                job.task.cancel()  # before the task has taken over the prompt sent at its grant
+                cancelled.append(job.prompt_id)
+
+        dispatch_pool.on_move = moved  # a job takes the hook when accepted
+        first = (await comfy.queue_prompt(invert_graph(0x111111), "cancel"))["prompt_id"]
+        second = (await comfy.queue_prompt(invert_graph(0x222222), "cancel"))["prompt_id"]
+        await events_until_done(events, {first})
+        third = (await comfy.queue_prompt(invert_graph(0x333333), "cancel"))["prompt_id"]
+        assert terminal_events(await events_until_done(events, {third})) == {third: ["execution_success"]}
+        assert cancelled == [second] and second not in dispatch_pool.jobs
+        record = pool.services.registry.get(pool.backend_ids[0])
+        assert record is not None and record.usages == 0 and record.jobs_queued == 0
+    assert [call.body["prompt_id"] for call in fake.calls_to("/prompt", "POST")] == [warm, first, second, third]
