@@ -87,6 +87,20 @@ async def test_a_release_serves_the_queue_in_order_and_front_jumps_it() -> None:
     assert granted(waiting) == 0
 
 
+async def test_a_grant_is_told_in_the_pass_that_makes_it() -> None:
+    pool = Pool()
+    backend = pool.add(0)
+    told: list[tuple[int, bool]] = []
+    first = pool.scheduler.submit(request())
+    waiting = request()
+    waiting.on_grant = lambda grant: told.append((int(grant.record.id), waiting.future is not None and
+                                                  waiting.future.done()))
+    future = pool.scheduler.submit(waiting)
+    assert granted(first) == 0 and not told
+    pool.scheduler.release(backend)
+    assert told == [(0, True)] and granted(future) == 0  # told before release returned, its future already set
+
+
 async def test_no_running_backend_fails_at_once_with_each_backends_reason() -> None:
     pool = Pool()
     pool.add(0, enabled=False, title="gpu0")

@@ -169,3 +169,31 @@ def test_headers_with_line_breaks_are_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
         HTTP1Client("127.0.0.1", 80, "", {"X-Evil": "a\r\nInjected: yes"})
     assert HTTP1Client.for_url("http://127.0.0.1", {"X-Evil": "a\nb"}) is None
+
+
+async def test_a_call_started_on_an_idle_connection_is_answered_when_awaited() -> None:
+    async with scripted(answer(b"ok", "Content-Length: 2")) as server:
+        http = client(server)
+        assert http.start("POST", "/prompt", b"{}", content_type="application/json") is None  # none idle yet
+        await http.request("GET", "/", limit=10)
+        exchange = http.start("POST", "/prompt", b'{"a": 1}', content_type="application/json")
+        assert exchange is not None
+        assert not http._idle  # the connection is the exchange's until its answer is read
+        assert await exchange.answer(10) == (200, b"ok")
+        assert server.connections == 1 and len(http._idle) == 1
+        assert server.requests[1].startswith(b"POST /prompt HTTP/1.1\r\n")
+        assert server.requests[1].endswith(b"\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
+        http.close()
+        assert http.start("GET", "/") is None
+
+
+async def test_an_abandoned_call_closes_its_connection() -> None:
+    async with scripted(answer(b"ok", "Content-Length: 2")) as server:
+        http = client(server)
+        await http.request("GET", "/", limit=10)
+        exchange = http.start("GET", "/")
+        assert exchange is not None
+        exchange.abandon()
+        assert exchange.connection.writer.is_closing()
+        assert await http.request("GET", "/", limit=10) == (200, b"ok")
+        assert server.connections == 2

@@ -94,22 +94,37 @@ class HTTP1Client:
         """(status, body) of one call; ``path`` is already quoted. The caller bounds the time."""
         if self._closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        connection = self._reuse() or await self._connect()
-        try:
-            head = f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._fixed_head}"
-            if body is not None:
-                head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            connection.writer.write(head.encode("latin-1") + b"\r\n" + (body or b""))
-            await connection.writer.drain()
-            answer = await read_answer(connection.reader, method, limit)
-        except BaseException:
-            connection.close()
-            raise
-        if answer.keep_alive and not self._closed and len(self._idle) < MAX_IDLE:
+        exchange = self.start(method, path, body, content_type=content_type)
+        if exchange is None:
+            connection = await self._connect()
+            exchange = Exchange(self, connection, method)
+            exchange.write(self._head(method, path, body, content_type), body)
+        return await exchange.answer(limit)
+
+    def start(self, method: str, path: str, body: bytes | None = None, *,
+              content_type: str = "") -> Exchange | None:
+        """The request written now, on a kept-alive connection, without yielding to the event loop;
+        its answer is read by awaiting :meth:`Exchange.answer`. None when no such connection is idle
+        (or the client is closed): then :meth:`request`, which connects."""
+        connection = None if self._closed else self._reuse()
+        if connection is None:
+            return None
+        exchange = Exchange(self, connection, method)
+        exchange.write(self._head(method, path, body, content_type), body)
+        return exchange
+
+    def _head(self, method: str, path: str, body: bytes | None, content_type: str) -> bytes:
+        head = f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._fixed_head}"
+        if body is not None:
+            head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        return head.encode("latin-1") + b"\r\n"
+
+    def keep(self, connection: Connection, keep_alive: bool) -> None:
+        """A call on the connection is over: kept for the next, or closed."""
+        if keep_alive and not self._closed and len(self._idle) < MAX_IDLE:
             self._idle.append(connection)
         else:
             connection.close()
-        return answer.status, answer.body
 
     def _reuse(self) -> Connection | None:
         while self._idle:
@@ -129,6 +144,37 @@ class HTTP1Client:
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+
+
+class Exchange:
+    """One request on its connection: written at once, its answer awaited later (once)."""
+
+    def __init__(self, client: HTTP1Client, connection: Connection, method: str) -> None:
+        self.client = client
+        self.connection = connection
+        self.method = method
+
+    def write(self, head: bytes, body: bytes | None) -> None:
+        try:
+            self.connection.writer.write(head + body if body else head)
+        except BaseException:
+            self.connection.close()
+            raise
+
+    async def answer(self, limit: int) -> tuple[int, bytes]:
+        """(status, body); the connection goes back to the client's idle ones when it can."""
+        try:
+            await self.connection.writer.drain()
+            answer = await read_answer(self.connection.reader, self.method, limit)
+        except BaseException:
+            self.connection.close()
+            raise
+        self.client.keep(self.connection, answer.keep_alive)
+        return answer.status, answer.body
+
+    def abandon(self) -> None:
+        """The answer will not be read: the connection is closed."""
+        self.connection.close()
 
 
 # --- reading an answer ---

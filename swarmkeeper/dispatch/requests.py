@@ -112,6 +112,9 @@ class Request:
     created: float = 0.0
     seq: int = 0
     future: asyncio.Future[Grant] | None = field(default=None, repr=False)
+    #: Called with the grant in the scheduler's pass that makes it, before anything else runs (so
+    #: the work can be sent from the release that freed the slot). It must not raise.
+    on_grant: Callable[[Grant], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,10 @@ class Scheduler:
             waited = now - request.created
             self.stats.assign(waited, time.perf_counter() - started)
             assert request.future is not None
-            request.future.set_result(Grant(decision.record, decision.loads_model, waited))
+            grant = Grant(decision.record, decision.loads_model, waited)
+            request.future.set_result(grant)
+            if request.on_grant is not None:
+                request.on_grant(grant)
         elif isinstance(decision, Fail):
             self._last_served = now
             self._reject(request, decision.message, "no_backend")

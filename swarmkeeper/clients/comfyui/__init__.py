@@ -15,7 +15,7 @@ turned into :mod:`swarmkeeper.clients.errors` in one place, :func:`map_errors`, 
 
 from swarmkeeper.clients.comfyui.address import Address
 from swarmkeeper.clients.comfyui.boundary import MIB, map_errors
-from swarmkeeper.clients.comfyui.client import MAX_FILE_BYTES, MAX_JSON_BYTES, ComfyClient
+from swarmkeeper.clients.comfyui.client import MAX_FILE_BYTES, MAX_JSON_BYTES, ComfyClient, SentPrompt
 from swarmkeeper.clients.comfyui.events import (
     IMAGE_FORMATS,
     TYPE_PREFIX,
@@ -44,6 +44,7 @@ __all__ = [
     "EventFeed",
     "FrameCallback",
     "JSONObject",
+    "SentPrompt",
     "map_errors",
     "parse_text_event",
     "peek_type",

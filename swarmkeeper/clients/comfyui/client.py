@@ -18,7 +18,7 @@ from swarmkeeper.clients.comfyui.boundary import MIB, map_errors
 from swarmkeeper.clients.comfyui.events import ComfyEvents, JSONObject
 from swarmkeeper.clients.comfyui.feed import PING_INTERVAL, EventFeed, FrameCallback
 from swarmkeeper.clients.errors import ComfyProtocolError, ComfyRequestError
-from swarmkeeper.clients.http1 import HTTP1Client
+from swarmkeeper.clients.http1 import Exchange, HTTP1Client
 
 #: Cap on a JSON answer (/object_info is ~0.5 MB; 64 MiB means something is wrong).
 MAX_JSON_BYTES = 64 * MIB
@@ -95,7 +95,7 @@ class ComfyClient:
                 async with self._httpx().stream(method, path, **kwargs) as response:
                     return response.status_code, await read_capped(response, limit)
 
-    def _check_status(self, status: int, raw: bytes) -> None:
+    def check_status(self, status: int, raw: bytes) -> None:
         """Raise ``ComfyRequestError`` for an HTTP error, ``ComfyProtocolError`` for a redirect."""
         if 300 <= status < 400:
             raise ComfyProtocolError(f"The backend answered with a redirect (HTTP {status}).")
@@ -110,13 +110,13 @@ class ComfyClient:
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         """A request whose answer is JSON."""
         status, raw = await self._send(method, path, self.max_json_bytes, **kwargs)
-        self._check_status(status, raw)
+        self.check_status(status, raw)
         return decode_json(raw, path)
 
     async def _no_content(self, method: str, path: str, **kwargs: Any) -> None:
         """A request whose answer carries nothing (ComfyUI's POSTs to /free, /queue, ...)."""
         status, raw = await self._send(method, path, self.max_json_bytes, **kwargs)
-        self._check_status(status, raw)
+        self.check_status(status, raw)
 
     # ----- information
 
@@ -153,7 +153,7 @@ class ComfyClient:
         """``GET <path>`` of ComfyUI's web frontend (``/``, ``/assets/...``, already URL-quoted):
         the file's bytes (a missing file: ``ComfyRequestError`` with status 404)."""
         status, raw = await self._send("GET", path, self.max_file_bytes)
-        self._check_status(status, raw)
+        self.check_status(status, raw)
         return raw
 
     # ----- memory
@@ -177,17 +177,28 @@ class ComfyClient:
         A graph that fails validation raises ``ComfyRequestError`` (status 400, ``error_type``
         such as ``invalid_prompt`` or ``prompt_outputs_failed_validation``).
         """
-        body: JSONObject = {"prompt": dict(prompt), "client_id": client_id}
-        if prompt_id is not None:
-            body["prompt_id"] = prompt_id
-        if extra_data is not None:
-            body["extra_data"] = dict(extra_data)
-        if front:
-            body["front"] = True
-        answer = expect(await self._json("POST", "/prompt", json=body), dict, "/prompt")
-        if not isinstance(answer.get("prompt_id"), str):
-            raise ComfyProtocolError("The backend answered /prompt without a prompt_id - is this ComfyUI?")
-        return answer
+        body = prompt_body(prompt, client_id, prompt_id, extra_data, front)
+        return prompt_answer(await self._json("POST", "/prompt", json=body))
+
+    def start_prompt(
+        self,
+        prompt: Mapping[str, Any],
+        client_id: str,
+        prompt_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+        front: bool = False,
+    ) -> SentPrompt | None:
+        """``POST /prompt`` written now, without yielding to the event loop, when a kept-alive
+        connection is idle; its answer (as :meth:`queue_prompt`'s) is awaited through the returned
+        :class:`SentPrompt`. None when the call cannot start so (then :meth:`queue_prompt`)."""
+        if self._closed or self._fast is None:
+            return None
+        body = encode_json(prompt_body(prompt, client_id, prompt_id, extra_data, front))
+        try:
+            exchange = self._fast.start("POST", "/prompt", body, content_type="application/json")
+        except (OSError, RuntimeError):  # the connection broke as it was written: queue_prompt reports it
+            return None
+        return None if exchange is None else SentPrompt(self, exchange)
 
     async def get_prompt_info(self) -> JSONObject:
         """``GET /prompt``: ``{"exec_info": {"queue_remaining": N}}`` (running + pending)."""
@@ -237,7 +248,7 @@ class ComfyClient:
         """
         params = {**(extra or {}), "filename": filename, "subfolder": subfolder, "type": type}
         status, raw = await self._send("GET", "/view", self.max_file_bytes, params=params)
-        self._check_status(status, raw)
+        self.check_status(status, raw)
         return raw
 
     async def upload_image(
@@ -288,3 +299,42 @@ class ComfyClient:
 
     def _events_url(self, client_id: str) -> str:
         return f"{self.address.ws_url}/ws?clientId={urllib.parse.quote(client_id)}"
+
+
+def prompt_body(prompt: Mapping[str, Any], client_id: str, prompt_id: str | None,
+                extra_data: Mapping[str, Any] | None, front: bool) -> JSONObject:
+    body: JSONObject = {"prompt": dict(prompt), "client_id": client_id}
+    if prompt_id is not None:
+        body["prompt_id"] = prompt_id
+    if extra_data is not None:
+        body["extra_data"] = dict(extra_data)
+    if front:
+        body["front"] = True
+    return body
+
+
+def prompt_answer(answer: Any) -> JSONObject:
+    checked = expect(answer, dict, "/prompt")
+    if not isinstance(checked.get("prompt_id"), str):
+        raise ComfyProtocolError("The backend answered /prompt without a prompt_id - is this ComfyUI?")
+    return checked
+
+
+class SentPrompt:
+    """A ``POST /prompt`` already written; :meth:`answer` reads what the backend said (once), under
+    the client's deadline and error boundary; :meth:`abandon` when it will not be read."""
+
+    def __init__(self, client: ComfyClient, exchange: Exchange) -> None:
+        self.client = client
+        self.exchange = exchange
+
+    async def answer(self) -> JSONObject:
+        limit = self.client.max_json_bytes
+        with map_errors(self.client.timeout, limit):
+            async with asyncio.timeout(self.client.timeout):
+                status, raw = await self.exchange.answer(limit)
+        self.client.check_status(status, raw)
+        return prompt_answer(decode_json(raw, "/prompt"))
+
+    def abandon(self) -> None:
+        self.exchange.abandon()

@@ -12,7 +12,6 @@ through the link's events until the backend says it is done, when the slot is ha
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import uuid
@@ -59,7 +58,7 @@ class Pool:
         self.runner = JobRunner(scheduler, targets, self.links, self)
         self.jobs: dict[str, Job] = {}
         self.max_history = max_history
-        self._numbers = itertools.count()
+        self._next_number = 0
         #: Prompts accepted and not finished (ComfyUI's queue_remaining, pool-wide).
         self.remaining = 0
         #: Called with (job, outcome kind) when a job ends (metrics).
@@ -94,15 +93,16 @@ class Pool:
         client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
         front = body.get("front") is True
         request = Request(check=needs, model=needs.model, session=session, pin=pin, front=front)
-        future = self.scheduler.submit(request)
-        if future.done() and future.exception() is not None:
-            message = str(getattr(future.exception(), "message", future.exception()))
-            return 400, error_body("no_backends", message.split(" Backends refused")[0], message)
-        number = next(self._numbers)
+        number = self._next_number
         extra = dict(body.get("extra_data") or {}) if isinstance(body.get("extra_data"), dict) else {}
         job = Job(prompt_id, -number if front else number, graph, extra, verdict.outputs, needs, client_id=client_id,
                   front=front, session=session, pin=pin, sink=sink, on_move=self.on_move)
-        job.task = self.runner.start(job, request, future)  # first, so it runs (and sends) before the status
+        future = self.runner.submit(job, request)  # granted at once: written to the backend before the answer
+        if future.done() and future.exception() is not None:
+            message = str(getattr(future.exception(), "message", future.exception()))
+            return 400, error_body("no_backends", message.split(" Backends refused")[0], message)
+        self._next_number += 1
+        job.task = self.runner.start(job, request, future)
         self._register(job)
         return 200, {"prompt_id": prompt_id, "number": job.number, "node_errors": verdict.node_errors}
 

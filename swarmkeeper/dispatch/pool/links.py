@@ -168,6 +168,11 @@ class Links:
     def all(self) -> list[Link]:
         return list(self._links.values())
 
+    def ready(self, target: Target) -> Link | None:
+        """The link to a target if it is open now (no waiting)."""
+        link = self._links.get(target.key)
+        return link if link is not None and not link.closed else None
+
     async def get(self, target: Target) -> Link:
         """The open link to a target (raises ComfyError when it cannot be opened)."""
         link = self._links.get(target.key)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from swarmkeeper.backends.record import BackendRecord
+from swarmkeeper.clients.comfyui import SentPrompt
 from swarmkeeper.clients.errors import ComfyError, ComfyRequestError
 from swarmkeeper.dispatch.pool.jobs import Job, JobState, Outcome
 from swarmkeeper.dispatch.pool.links import Link, Links
@@ -43,6 +45,15 @@ class JobEnds(Protocol):
         """An event of the job, as its backend would have sent it (a reconnect's catch-up)."""
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A prompt written to its backend from the scheduler's pass that granted the slot."""
+
+    link: Link
+    finished: asyncio.Future[Outcome]
+    prompt: SentPrompt
+
+
 class JobRunner:
     def __init__(self, scheduler: Scheduler, targets: Targets, links: Links, ends: JobEnds) -> None:
         self.scheduler = scheduler
@@ -53,9 +64,58 @@ class JobRunner:
         self._queued_on: dict[str, BackendRecord] = {}
         #: The backend slot each job holds, until the backend says the job ended or the attempt ends.
         self._slots: dict[str, BackendRecord] = {}
+        #: Prompts sent at their grant (:meth:`_granted`) whose task has not taken them over yet.
+        self._sent: dict[str, Sent] = {}
+
+    def submit(self, job: Job, request: Request) -> asyncio.Future[Grant]:
+        """Queue the job's request; whenever it is granted, the prompt is sent in that same pass
+        when it can be (:meth:`_granted`), this call's included."""
+        request.on_grant = lambda grant: self._granted(job, grant)
+        return self.scheduler.submit(request)
 
     def start(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> asyncio.Task[None]:
+        """The job's task: it follows the job from ``future`` (:meth:`submit`'s) to its end."""
         return asyncio.create_task(self._run(job, request, future), name=f"pool-job-{job.prompt_id}")
+
+    def _granted(self, job: Job, grant: Grant) -> None:
+        """A slot was granted while the job waited (often as another prompt's end released it):
+        the prompt is written to the backend now, in the same pass, when its link is open and a
+        connection to it is idle; the job's task then only awaits the answer. Otherwise the task
+        sends it, as it sends a job granted when submitted."""
+        target = self.targets.of(grant.record)
+        link = self.links.ready(target) if target is not None else None
+        if target is None or link is None or job.prompt_id in self._sent:
+            return
+        try:
+            prompt = target.client().start_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
+                                                  extra_data=job.extra_data or None, front=job.front)
+        except ComfyError:
+            return
+        except Exception:  # never into the scheduler's pass: the task sends it, and reports what fails
+            log.exception("Prompt %s could not be sent at its grant", job.prompt_id)
+            return
+        if prompt is None:
+            return
+        self._claimed(job, grant.record, grant.loads_model)
+        self._slots[job.prompt_id] = grant.record
+        self._sent[job.prompt_id] = Sent(link, self._follow(job, link), prompt)
+
+    def _follow(self, job: Job, link: Link) -> asyncio.Future[Outcome]:
+        """The job's events are taken from the link from now on; the future of its outcome."""
+        finished = job.arm()
+        link.jobs[job.prompt_id] = job
+        job.link_key = link.key
+        return finished
+
+    def _withdrawn(self, job: Job, request: Request) -> None:
+        """The job's task was cancelled while it waited for its grant (or just after it came)."""
+        sent = self._sent.pop(job.prompt_id, None)
+        if sent is None:
+            self.scheduler.withdraw(request)
+            return
+        sent.prompt.abandon()
+        sent.link.jobs.pop(job.prompt_id, None)
+        self.release(job)
 
     async def _run(self, job: Job, request: Request, future: asyncio.Future[Grant]) -> None:
         last_refusal = ""
@@ -64,7 +124,7 @@ class JobRunner:
                 try:
                     grant = await future
                 except asyncio.CancelledError:
-                    self.scheduler.withdraw(request)
+                    self._withdrawn(job, request)
                     raise
                 retry = await self._attempt(job, grant)
                 if retry is None:
@@ -74,7 +134,7 @@ class JobRunner:
                 request.avoid.add(grant.record.id)
                 request.front = True
                 job.move(JobState.QUEUED)
-                future = self.scheduler.submit(request)
+                future = self.submit(job, request)
         except NoBackend as error:
             message = f"{last_refusal}\n{error.message}" if last_refusal else error.message
             self.ends.fail(job, message, "swarmkeeper.NoBackend")
@@ -88,19 +148,23 @@ class JobRunner:
     async def _attempt(self, job: Job, grant: Grant) -> str | None:
         """One try on the granted backend: None when the job ended there, else why to retry."""
         record = grant.record
-        self._claimed(job, record, grant.loads_model)
-        self._slots[job.prompt_id] = record
-        link: Link | None = None
+        sent = self._sent.pop(job.prompt_id, None)
+        if sent is None:
+            self._claimed(job, record, grant.loads_model)
+            self._slots[job.prompt_id] = record
+        link: Link | None = None if sent is None else sent.link
         try:
-            target = self.targets.of(record)
-            if target is None:
-                return f"backend #{record.id} cannot take ComfyUI prompts now"
-            link = await self.links.get(target)
-            finished = job.arm()
-            link.jobs[job.prompt_id] = job
-            job.link_key = link.key
-            await target.client().queue_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
-                                               extra_data=job.extra_data or None, front=job.front)
+            if sent is not None:
+                finished = sent.finished
+                await sent.prompt.answer()
+            else:
+                target = self.targets.of(record)
+                if target is None:
+                    return f"backend #{record.id} cannot take ComfyUI prompts now"
+                link = await self.links.get(target)
+                finished = self._follow(job, link)
+                await target.client().queue_prompt(job.graph, link.client_id, prompt_id=job.prompt_id,
+                                                   extra_data=job.extra_data or None, front=job.front)
             if job.state is JobState.SENDING:
                 job.move(JobState.SUBMITTED)
             outcome = await finished
