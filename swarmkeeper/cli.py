@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -295,7 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dump_stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints every thread's stack to stderr and the process carries on: how
+    to see where a stuck server or command is, even when Python itself cannot run (faulthandler
+    writes from C)."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    dump_stacks_on_sigusr1()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

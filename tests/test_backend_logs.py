@@ -4,6 +4,7 @@ through the API, ``-n``, follow mode, and the exit codes for a wrong id or an un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -92,6 +93,7 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
     errors = asyncio.create_task(drain_errors())
     try:
         await poll_until(lambda: any("Starting server" in line for line in seen))
+        follower.send_signal(signal.SIGUSR1)  # where it is, on stderr; it carries on
         async with server.client() as http:
             await call(http, "ToggleBackend", backend_id=comfy_backend, enabled=False)
         await poll_until(lambda: any(line.endswith(f"[ComfyUI-{comfy_backend}/STDERR] Stopped server")
@@ -101,13 +103,17 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
         try:  # bounded: a follower that does not end on Ctrl-C fails here, named, not at pytest's timeout
             code = await asyncio.wait_for(follower.wait(), 30)
         except TimeoutError:
+            follower.send_signal(signal.SIGUSR1)  # its stacks to stderr (swarmkeeper.cli), to say where it is
+            with contextlib.suppress(TimeoutError):
+                print((await asyncio.wait_for(errors, 5)).decode(errors="replace")[-6000:])
             follower.kill()
             await follower.wait()
             raise AssertionError(f"`swarmkeeper logs -f` did not end within 30 s of SIGINT; last lines {seen[-5:]}"
                                  ) from None
-        assert code == 0, (await errors).decode(errors="replace")[-2000:]
+        stacks = (await errors).decode(errors="replace")
+        assert code == 0, stacks[-2000:]
+        assert "most recent call first" in stacks and "swarmkeeper/cli.py" in stacks  # run_logs, in asyncio.run
         await reading
-        await errors
     assert len(seen) == len(set(seen))  # each line once, though it polled many times
 
 

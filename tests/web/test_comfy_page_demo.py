@@ -10,6 +10,7 @@ With ``SWARMKEEPER_SCREENSHOTS=1`` the test also saves the page as the README's 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
@@ -110,6 +112,16 @@ def wait_until_ready(process: subprocess.Popen[bytes], log: Path) -> None:
         time.sleep(0.2)
 
 
+def dump_stacks(demo_pid: int) -> None:
+    """Have the demo's swarmkeeper server print its threads' stacks into the demo's log (SIGUSR1,
+    swarmkeeper.cli), so a stop that hangs says where."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(demo_pid).children(recursive=True):
+            if "swarmkeeper" in " ".join(child.cmdline()):
+                child.send_signal(signal.SIGUSR1)
+    time.sleep(2)  # faulthandler writes at once; let the log file take it
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     """``scripts/demo`` on its own data folder and free ports; stopped as Ctrl-C stops it. Asked for
@@ -130,9 +142,10 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         try:
             process.wait(120)
         except subprocess.TimeoutExpired:
+            dump_stacks(process.pid)
             process.kill()
             process.wait()
-            pytest.fail(f"scripts/demo did not stop on Ctrl-C:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"scripts/demo did not stop on Ctrl-C:\n{log.read_text()[-8000:]}")
 
 
 async def test_a_text_to_image_workflow_queued_from_the_demos_page_shows_its_image(
