@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
+import io
 import signal
 import sys
 from collections.abc import Sequence
@@ -301,7 +303,10 @@ def dump_stacks_on_sigusr1() -> None:
     """``kill -USR1 <pid>`` prints every thread's stack to stderr and the process carries on: how
     to see where a stuck server or command is, even when Python itself cannot run (faulthandler
     writes from C)."""
-    if hasattr(signal, "SIGUSR1"):
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    # Not when stderr is no file (main() called with stderr captured in memory): nowhere to write.
+    with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 

@@ -85,9 +85,12 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
         while line := await follower.stdout.readline():
             seen.append(line.decode().rstrip("\n"))
 
-    async def drain_errors() -> bytes:  # an unread stderr pipe that fills would block the follower
+    err: list[bytes] = []
+
+    async def drain_errors() -> None:  # an unread stderr pipe that fills would block the follower
         assert follower.stderr is not None
-        return await follower.stderr.read()
+        while chunk := await follower.stderr.read(4096):
+            err.append(chunk)
 
     reading = asyncio.create_task(read())
     errors = asyncio.create_task(drain_errors())
@@ -104,13 +107,15 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
             code = await asyncio.wait_for(follower.wait(), 30)
         except TimeoutError:
             follower.send_signal(signal.SIGUSR1)  # its stacks to stderr (swarmkeeper.cli), to say where it is
-            with contextlib.suppress(TimeoutError):
-                print((await asyncio.wait_for(errors, 5)).decode(errors="replace")[-6000:])
+            with contextlib.suppress(AssertionError):
+                await poll_until(lambda: b"most recent call first" in b"".join(err), timeout=5)
+            print(b"".join(err).decode(errors="replace")[-8000:])
             follower.kill()
             await follower.wait()
             raise AssertionError(f"`swarmkeeper logs -f` did not end within 30 s of SIGINT; last lines {seen[-5:]}"
                                  ) from None
-        stacks = (await errors).decode(errors="replace")
+        await errors
+        stacks = b"".join(err).decode(errors="replace")
         assert code == 0, stacks[-2000:]
         assert "most recent call first" in stacks and "swarmkeeper/cli.py" in stacks  # run_logs, in asyncio.run
         await reading
