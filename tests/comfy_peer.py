@@ -1,8 +1,10 @@
 """A real ComfyUI for the tests marked ``comfyui``, started by ``scripts/comfyui-peer``.
 
-Import the fixture into a test module with ``from tests.comfy_peer import real_comfyui  # noqa:
-F401``. It is session-scoped: one ComfyUI (about 10 s to start, 0.9 GB) serves every test of the
-run, and is stopped at the end. It fails (never skips) when ComfyUI is not installed, since CI
+tests/conftest.py loads this module as a plugin, so every test module can ask for ``real_comfyui``
+(and ``real_comfyui_2``) by name; never import the fixture into a test module: pytest would count
+the import as a fixture of its own and start one more ComfyUI for that module. It is
+session-scoped: one ComfyUI (about 10 s to start, 0.9 GB) serves every test of the run, and is
+stopped at the end. It fails (never skips) when ComfyUI is not installed, since CI
 installs it (``scripts/setup --test``). It also holds the graphs and event helpers that both
 ComfyUI test modules (against the fake and against the real one) use.
 """
@@ -79,7 +81,14 @@ def start_real_comfyui(name: str, port: int) -> RealComfyUI:
     return RealComfyUI(f"http://127.0.0.1:{port}", port, pid, name, run_dir)
 
 
-def session_comfyui() -> Iterator[RealComfyUI]:
+#: The session fixtures started so far in this run (see ``session_comfyui``).
+_started: set[str] = set()
+
+
+def session_comfyui(fixture: str) -> Iterator[RealComfyUI]:
+    if fixture in _started:  # a session fixture runs once, unless a module imported it (a copy of it)
+        pytest.fail(f"{fixture} started twice: a test module imports it; ask for it by name instead")
+    _started.add(fixture)
     port = free_port()
     comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
     try:
@@ -91,13 +100,13 @@ def session_comfyui() -> Iterator[RealComfyUI]:
 @pytest.fixture(scope="session")
 def real_comfyui() -> Iterator[RealComfyUI]:
     """A real ComfyUI 0.3.75 on a free loopback port, CPU only, for the whole test session."""
-    yield from session_comfyui()
+    yield from session_comfyui("real_comfyui")
 
 
 @pytest.fixture(scope="session")
 def real_comfyui_2() -> Iterator[RealComfyUI]:
     """A second real ComfyUI for the session (the pool's tests need two), like ``real_comfyui``."""
-    yield from session_comfyui()
+    yield from session_comfyui("real_comfyui_2")
 
 
 # --- graphs and event helpers shared by the ComfyUI test modules -----------------------------

@@ -27,7 +27,6 @@ from tests.comfy_peer import (
     event_type,
     greeted_events,
     invert_graph,
-    real_comfyui,  # noqa: F401 - the session fixture
     run_prompt,
     unique_color,
 )
@@ -75,7 +74,7 @@ def port_of(entry: dict[str, Any]) -> int:
 
 
 async def test_by_url_reaches_running_with_the_features_of_the_real_object_info(
-        api: APIClient, real_comfyui: RealComfyUI) -> None:  # noqa: F811
+        api: APIClient, real_comfyui: RealComfyUI) -> None:
     backend_id = await add_backend(api, "comfyui_api", Address=real_comfyui.url)
     entry = await running(api, backend_id)
     async with ComfyClient(real_comfyui.url) as comfy:
@@ -86,7 +85,7 @@ async def test_by_url_reaches_running_with_the_features_of_the_real_object_info(
 
 
 async def test_free_backend_memory_makes_the_real_comfyui_drop_its_cache(
-        api: APIClient, real_comfyui: RealComfyUI) -> None:  # noqa: F811
+        api: APIClient, real_comfyui: RealComfyUI) -> None:
     backend_id = await add_backend(api, "comfyui_api", Address=real_comfyui.url)
     await running(api, backend_id)
     graph = invert_graph(unique_color())

@@ -12,7 +12,7 @@ import pytest
 from swarmkeeper.backends.comfyui_monitor import parse_devices
 from swarmkeeper.clients.comfyui import ComfyClient
 from swarmkeeper_doubles.fake_comfyui import fixture, run_fake_comfyui
-from tests.comfy_peer import RealComfyUI, real_comfyui  # noqa: F401 - the session fixture
+from tests.comfy_peer import RealComfyUI
 from tests.metrics_support import scrape, series, value
 from tests.pool_support import pool_server
 
@@ -61,7 +61,7 @@ def test_bad_system_stats_devices_are_skipped_not_trusted() -> None:
 
 
 @pytest.mark.comfyui
-async def test_a_real_comfyuis_devices_are_listed(data_dir: Path, real_comfyui: RealComfyUI) -> None:  # noqa: F811
+async def test_a_real_comfyuis_devices_are_listed(data_dir: Path, real_comfyui: RealComfyUI) -> None:
     async with ComfyClient(real_comfyui.url, timeout=60) as client:
         stats = await client.system_stats()
     async with pool_server(data_dir, [real_comfyui.url]) as pool:

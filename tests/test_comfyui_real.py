@@ -27,7 +27,6 @@ from tests.comfy_peer import (
     event_type,
     greeted_events,
     invert_graph,
-    real_comfyui,  # noqa: F401 - the session fixture
     recorded_types,
     run_prompt,
     unique_color,
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.comfyui
 
 
 @pytest.fixture
-async def real(real_comfyui: RealComfyUI) -> AsyncIterator[ComfyClient]:  # noqa: F811
+async def real(real_comfyui: RealComfyUI) -> AsyncIterator[ComfyClient]:
     async with ComfyClient(real_comfyui.url, timeout=60) as client:
         yield client
 
@@ -93,7 +92,7 @@ def test_path_names_both_launchers() -> None:
     assert Path(paths["script"]).stat().st_mode & 0o111
 
 
-def test_sigint_is_caught_not_ignored(real_comfyui: RealComfyUI) -> None:  # noqa: F811
+def test_sigint_is_caught_not_ignored(real_comfyui: RealComfyUI) -> None:
     status = Path(f"/proc/{real_comfyui.pid}/status").read_text()
     masks = dict(line.split(":\t") for line in status.splitlines() if line.startswith(("SigCgt", "SigIgn")))
     caught, ignored = int(masks["SigCgt"], 16), int(masks["SigIgn"], 16)
