@@ -67,34 +67,91 @@ def reap_orphans() -> None:
                 process.kill()
 
 
-def start_real_comfyui(name: str, port: int) -> RealComfyUI:
-    """Start one instance and wait for it, or fail the test with the reason."""
+@dataclass(frozen=True)
+class Starting:
+    """``scripts/comfyui-peer start`` under way in the background; ``wait`` gives the ComfyUI."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[str]
+
+    def wait(self, timeout: float = 180) -> RealComfyUI:
+        """The running instance, or fail the test with the reason."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"scripts/comfyui-peer start took over {timeout} s:\n{err[-3000:]}")
+        if self.process.returncode != 0:
+            pytest.fail(f"scripts/comfyui-peer start failed:\n{err[-3000:]}")
+        run_dir = Path(peer("path", "--run-dir").stdout.strip()) / self.name
+        pid = int(out.strip().splitlines()[-1])
+        return RealComfyUI(f"http://127.0.0.1:{self.port}", self.port, pid, self.name, run_dir)
+
+    def stop(self) -> None:
+        """Stop it, started or not (waits for the start to end first)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.communicate(timeout=180)
+        self.process.kill()
+        peer("stop", "--name", self.name, "--clean", timeout=60)
+
+
+def begin_start(name: str, port: int, *args: str) -> Starting:
+    """Start one instance (``args`` go to ComfyUI) without waiting for it; fail if none is installed."""
     reap_orphans()
     installed = peer("path", "--main")
     if installed.returncode != 0:
         pytest.fail(f"real ComfyUI missing ({installed.stderr.strip()}); scripts/setup --test installs it")
-    started = peer("start", "--port", str(port), "--name", name, "--", *COMFY_ARGS)
-    if started.returncode != 0:
-        pytest.fail(f"scripts/comfyui-peer start failed:\n{started.stderr[-3000:]}")
-    run_dir = Path(peer("path", "--run-dir").stdout.strip()) / name
-    pid = int(started.stdout.strip().splitlines()[-1])
-    return RealComfyUI(f"http://127.0.0.1:{port}", port, pid, name, run_dir)
+    command = [str(PEER), "start", "--port", str(port), "--name", name, "--", *args]
+    return Starting(name, port, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
 
 
-#: The session fixtures started so far in this run (see ``session_comfyui``).
+def start_real_comfyui(name: str, port: int) -> RealComfyUI:
+    """Start one instance and wait for it, or fail the test with the reason."""
+    return begin_start(name, port, *COMFY_ARGS).wait()
+
+
+def run_name(port: int) -> str:
+    """An instance's name: ``reap_orphans`` stops it if this run dies without stopping it."""
+    return f"pytest-{os.getpid()}-{port}"
+
+
+# --- the session's shared ComfyUIs ------------------------------------------------------------
+
+SESSION_FIXTURES = ("real_comfyui", "real_comfyui_2")
+#: The session fixtures set up so far in this run (see ``session_comfyui``).
 _started: set[str] = set()
+#: Session ComfyUIs started ahead of their first use, by fixture name.
+_ahead: dict[str, Starting] = {}
+#: The fixture names that the collected tests of this run ask for.
+_wanted: set[str] = set()
+
+
+def begin_ahead() -> None:
+    """Start the next shared ComfyUI a collected test asks for in the background (one at a time,
+    so that a loaded machine starts one ComfyUI, not all, while the tests before it run)."""
+    for fixture in SESSION_FIXTURES:
+        if fixture in _wanted and fixture not in _started and fixture not in _ahead:
+            port = free_port()
+            _ahead[fixture] = begin_start(run_name(port), port, *COMFY_ARGS)
+            return
 
 
 def session_comfyui(fixture: str) -> Iterator[RealComfyUI]:
     if fixture in _started:  # a session fixture runs once, unless a module imported it (a copy of it)
         pytest.fail(f"{fixture} started twice: a test module imports it; ask for it by name instead")
     _started.add(fixture)
-    port = free_port()
-    comfy = start_real_comfyui(f"pytest-{os.getpid()}-{port}", port)
+    starting = _ahead.pop(fixture, None)
+    if starting is None:
+        port = free_port()
+        starting = begin_start(run_name(port), port, *COMFY_ARGS)
     try:
+        comfy = starting.wait()
+        begin_ahead()
         yield comfy
     finally:
-        peer("stop", "--name", comfy.name, "--clean", timeout=60)
+        peer("stop", "--name", starting.name, "--clean", timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +164,43 @@ def real_comfyui() -> Iterator[RealComfyUI]:
 def real_comfyui_2() -> Iterator[RealComfyUI]:
     """A second real ComfyUI for the session (the pool's tests need two), like ``real_comfyui``."""
     yield from session_comfyui("real_comfyui_2")
+
+
+#: The mark of real-ComfyUI tests that start ComfyUIs of their own and never the session's:
+#: scripts/test runs them beside the others, with the browser tests, so both halves end together.
+OWN_COMFYUI = "own_comfyui"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{OWN_COMFYUI}: a comfyui test that starts its own ComfyUIs, never "
+                                       "real_comfyui (scripts/test runs it beside the ones that share it)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``own_comfyui`` that asks for a session ComfyUI would start one more of them in
+    the run beside: refused at collection."""
+    for item in items:
+        asked = [name for name in SESSION_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if item.get_closest_marker(OWN_COMFYUI) and asked:
+            raise pytest.UsageError(f"{item.nodeid} is marked {OWN_COMFYUI} but asks for {', '.join(asked)}")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The first shared ComfyUI starts as soon as the tests are known, while the tests before its
+    first use run; the next when it is up. Not on a pytest-xdist worker (each would start them
+    whatever tests it is given), nor when no test runs."""
+    option = session.config.option
+    if "PYTEST_XDIST_WORKER" in os.environ or option.collectonly or option.setuponly or option.setupplan:
+        return
+    _wanted.update(name for item in session.items for name in SESSION_FIXTURES
+                   if name in getattr(item, "fixturenames", ()))
+    begin_ahead()
+
+
+def pytest_sessionfinish() -> None:
+    """Stop what was started ahead but never used (a run stopped early by -x or a failure)."""
+    while _ahead:
+        _ahead.popitem()[1].stop()
 
 
 # --- graphs and event helpers shared by the ComfyUI test modules -----------------------------

@@ -26,7 +26,7 @@ from tests.comfy_backends import write_settings
 from tests.comfy_peer import invert_graph, peer, unique_color
 from tests.ports import port_block
 
-pytestmark = [pytest.mark.comfyui, pytest.mark.usefixtures("no_leftovers")]
+pytestmark = [pytest.mark.comfyui, pytest.mark.own_comfyui, pytest.mark.usefixtures("no_leftovers")]
 log = logging.getLogger(__name__)
 
 #: A real ComfyUI takes 5 to 30 s to answer on a busy CPU-only machine.

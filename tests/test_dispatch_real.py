@@ -79,7 +79,8 @@ async def test_twenty_prompts_from_a_pypi_client_spread_over_two_real_comfyuis(
         for comfy in (real_comfyui, real_comfyui_2):
             async with ComfyClient(comfy.url) as direct:
                 history = await direct.history()
-            ran.append(sum(1 for entry in history.values() if entry["prompt"][2]["1"]["inputs"]["color"] in colours))
+            ran.append(sum(1 for entry in history.values()  # the shared ComfyUIs also ran other tests' graphs
+                           if entry["prompt"][2].get("1", {}).get("inputs", {}).get("color") in colours))
         assert sum(ran) == 20 and min(ran) > 0, ran  # both backends ran some, none ran one twice
 
 

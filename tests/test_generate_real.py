@@ -6,7 +6,6 @@ seed giving the same bytes, the websocket's frames, the model lists, SelectModel
 from __future__ import annotations
 
 import json
-import os
 import random
 import zlib
 from collections.abc import Iterator
@@ -19,24 +18,27 @@ import websockets
 
 from tests.comfy_peer import RealComfyUI
 from tests.pool_support import PoolServer, pool_server
-from tests.ports import free_port
 from tests.tiny_model import TinyModels, checkpoint_loads, running_with_models, tiny_models  # noqa: F401
 
-pytestmark = pytest.mark.comfyui
+pytestmark = [pytest.mark.comfyui, pytest.mark.own_comfyui]  # its ComfyUIs have the tiny models
 #: Small and fast on 2 CPU cores: 64×64, 2 steps, cfg 1 (ComfyUI skips the negative pass).
 FAST = {"width": 64, "height": 64, "steps": 2, "cfgscale": 1.0}
 
 
 @pytest.fixture(scope="module")
-def comfy_one(tiny_models: TinyModels) -> Iterator[RealComfyUI]:  # noqa: F811
-    port = free_port()
-    yield from running_with_models(f"pytest-{os.getpid()}-{port}", port, tiny_models)
+def comfy_pair(tiny_models: TinyModels) -> Iterator[list[RealComfyUI]]:  # noqa: F811
+    """Two real ComfyUIs with the tiny models, started side by side."""
+    yield from running_with_models(2, tiny_models)
 
 
 @pytest.fixture(scope="module")
-def comfy_two(tiny_models: TinyModels) -> Iterator[RealComfyUI]:  # noqa: F811
-    port = free_port()
-    yield from running_with_models(f"pytest-{os.getpid()}-{port}", port, tiny_models)
+def comfy_one(comfy_pair: list[RealComfyUI]) -> RealComfyUI:
+    return comfy_pair[0]
+
+
+@pytest.fixture(scope="module")
+def comfy_two(comfy_pair: list[RealComfyUI]) -> RealComfyUI:
+    return comfy_pair[1]
 
 
 def decode_png(png: bytes) -> tuple[int, int, bytes]:

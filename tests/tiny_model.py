@@ -1,8 +1,8 @@
 """The project's tiny SD1.5 checkpoints (scripts/make-tiny-model) and real ComfyUIs that have them.
 
 ``tiny_models`` makes two different checkpoints once per test session (generator seeds 0 and 1, about
-2 s each); ``start_comfyui_with_models`` starts a real ComfyUI (``scripts/comfyui-peer``, with
-``--use-pytorch-cross-attention``) whose ``models/checkpoints`` links to them. Import the fixture into
+2 s each); ``running_with_models`` starts real ComfyUIs (``scripts/comfyui-peer``, with
+``--use-pytorch-cross-attention``) whose ``models/checkpoints`` link to them. Import the fixture into
 a test module with ``from tests.tiny_model import tiny_models  # noqa: F401``.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy_peer import COMFY_ARGS, ROOT, RealComfyUI, peer, reap_orphans
+from tests.comfy_peer import COMFY_ARGS, ROOT, RealComfyUI, Starting, begin_start, peer, run_name
+from tests.ports import free_port
 
 MAKER = ROOT / "scripts" / "make-tiny-model"
 #: Checkpoint file name -> generator seed.
@@ -49,27 +50,26 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     return TinyModels({name: make_tiny_model(folder / name, seed) for name, seed in SEEDS.items()})
 
 
-def start_comfyui_with_models(name: str, port: int, models: TinyModels) -> RealComfyUI:
-    """Start one real ComfyUI with the checkpoints linked in, or fail the test with the reason."""
-    reap_orphans()
-    run_dir = Path(peer("path", "--run-dir").stdout.strip()) / name
-    checkpoints = run_dir / "base" / "models" / "checkpoints"
+def begin_with_models(port: int, models: TinyModels) -> Starting:
+    """Start one real ComfyUI with the checkpoints linked in, without waiting for it."""
+    name = run_name(port)
+    checkpoints = Path(peer("path", "--run-dir").stdout.strip()) / name / "base" / "models" / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     for file_name, path in models.files.items():
         (checkpoints / file_name).symlink_to(path)
-    started = peer("start", "--port", str(port), "--name", name, "--", *COMFY_ARGS, *ATTENTION)
-    if started.returncode != 0:
-        pytest.fail(f"scripts/comfyui-peer start failed:\n{started.stderr[-3000:]}")
-    pid = int(started.stdout.strip().splitlines()[-1])
-    return RealComfyUI(f"http://127.0.0.1:{port}", port, pid, name, run_dir)
+    return begin_start(name, port, *COMFY_ARGS, *ATTENTION)
 
 
-def running_with_models(name: str, port: int, models: TinyModels) -> Iterator[RealComfyUI]:
-    comfy = start_comfyui_with_models(name, port, models)
+def running_with_models(count: int, models: TinyModels) -> Iterator[list[RealComfyUI]]:
+    """``count`` real ComfyUIs with the checkpoints, started side by side; stopped at the end."""
+    starts: list[Starting] = []
     try:
-        yield comfy
+        for _ in range(count):
+            starts.append(begin_with_models(free_port(), models))
+        yield [starting.wait() for starting in starts]
     finally:
-        peer("stop", "--name", comfy.name, "--clean", timeout=60)
+        for starting in starts:
+            starting.stop()
 
 
 def checkpoint_loads(comfy: RealComfyUI) -> int:
