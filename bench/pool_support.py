@@ -57,12 +57,15 @@ class Server:
             self.process.kill()
 
 
-def start_server(data_dir: Path) -> Server:
+def start_server(data_dir: Path, root: Path = ROOT) -> Server:
+    """swarmkeeper as a child process; ``root``: the checkout whose code it runs (another one's, to
+    compare two versions in one run; its own venv's Python when it has one)."""
     port, comfy_port = free_port(), free_port()
+    python = root / ".venv" / "bin" / "python" if root != ROOT and (root / ".venv").is_dir() else Path(sys.executable)
     process = subprocess.Popen(
-        [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(port), "--comfy_port", str(comfy_port),
+        [str(python), "-m", "swarmkeeper", "serve", "--port", str(port), "--comfy_port", str(comfy_port),
          "--data_dir", str(data_dir), "--loglevel", "Warning", "--log_max_mb", "0"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL)
+        cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         if process.poll() is not None:
