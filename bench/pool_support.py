@@ -89,22 +89,26 @@ def start_comfyui() -> tuple[str, str]:
     return f"http://127.0.0.1:{port}", name
 
 
-def one_comfyui_arguments(doc: str) -> argparse.Namespace:
-    """``--prompts`` and ``--comfy_url``: the options of the benchmarks against one real ComfyUI."""
+def one_comfyui_arguments(doc: str, *, against: bool = False) -> argparse.Namespace:
+    """``--prompts`` and ``--comfy_url``: the options of the benchmarks against one real ComfyUI
+    (and ``--against``, another checkout to compare with, when asked for)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--comfy_url", default=None, help="a running ComfyUI (default: start one)")
+    if against:
+        parser.add_argument("--against", type=Path, default=None,
+                            help="another checkout (main's, say) whose pool takes turns with this one's")
     return parser.parse_args()
 
 
 @contextlib.contextmanager
-def pool_in_front_of_comfyui(comfy_url: str | None) -> Iterator[tuple[str, str]]:
+def pool_in_front_of_comfyui(comfy_url: str | None, root: Path = ROOT) -> Iterator[tuple[str, str]]:
     """A real ComfyUI (the one at ``comfy_url``, or one started here and stopped after) and a
     swarmkeeper server whose pool has it as its one backend: (ComfyUI's URL, the pool's URL)."""
     comfy_url, name = (comfy_url, None) if comfy_url else start_comfyui()
     try:
         with tempfile.TemporaryDirectory() as folder:
-            server = start_server(Path(folder) / "Data")
+            server = start_server(Path(folder) / "Data", root)
             try:
                 run(add_backends(server, [comfy_url], over_queue=1))
                 yield comfy_url, server.comfy_url
