@@ -166,6 +166,8 @@ class Relay:
 
     def status(self, remaining: int) -> None:
         """The pool's queue figure to every client (framed once for all)."""
+        if not self.clients:
+            return
         text = STATUS_TEXT.format(int(remaining))
         payload = text.encode()
         head = frame_head(TEXT, len(payload))
