@@ -3,6 +3,7 @@ prompt, max_usages 1), 800 prompts from 32 concurrent clients, each sending its 
 last one is done.
 
     .venv/bin/python bench/pool_scaling.py [--backends 16] [--prompts 800] [--clients 32] [--job_seconds 0.1]
+        [--against /work/main --rounds 3]
 
 Prints the makespan over the ideal (prompts × job time / backends; goal: at most 1.03), how long a
 backend stood idle between two prompts (from the fakes' history), swarmkeeper's CPU time and the
@@ -10,6 +11,8 @@ scheduler's own time per dispatch (from /metrics). The fakes run in one child pr
 in another, the clients here; the clients connect first, and the makespan runs from the first
 prompt sent to the last one done. Then, for scale, the same prompts go straight to the same fakes
 (no pool), the clients shared out among them: what the fakes and clients cost on this machine.
+With ``--against`` another checkout's server runs beside this one's, on the same fakes, and the two
+take turns (``--rounds`` each): old and new compared in one run, under the same load.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -31,7 +35,15 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.pool_support import add_backends, invert_graph, metric, run, run_one, start_server  # noqa: E402
+from bench.pool_support import (  # noqa: E402
+    Server,
+    add_backends,
+    invert_graph,
+    metric,
+    run,
+    run_one,
+    start_server,
+)
 from swarmkeeper.clients.comfyui import ComfyClient, ComfyEvents  # noqa: E402
 from swarmkeeper.net import free_port  # noqa: E402
 
@@ -119,32 +131,68 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     return times.user + times.system
 
 
+@dataclass
+class PoolRun:
+    makespan: float
+    cpu: float
+    fakes_cpu: float
+    gaps: list[float]
+
+
+def measure_pool(server: Server, fakes: subprocess.Popen[bytes], urls: list[str], prompts: int,
+                 clients: int) -> PoolRun:
+    before, fakes_before = cpu_seconds(server.process), cpu_seconds(fakes)
+    makespan, _ = run(drive(server.comfy_url, prompts, clients))
+    busy, fakes_busy = cpu_seconds(server.process) - before, cpu_seconds(fakes) - fakes_before
+    return PoolRun(makespan, busy, fakes_busy, run(idle_between_prompts(urls)))
+
+
+def report(name: str, runs: list[PoolRun], ideal: float, prompts: int) -> None:
+    ratios = ", ".join(f"{one.makespan / ideal:.3f}" for one in runs)
+    cpu = ", ".join(f"{one.cpu / prompts * 1000:.2f}" for one in runs)
+    gaps = [gap for one in runs for gap in one.gaps]
+    print(f"{name}: makespan / ideal {ratios}; CPU per prompt (ms) {cpu}; a backend idle between two prompts "
+          f"median {statistics.median(gaps):.1f} ms, mean {statistics.mean(gaps):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", type=int, default=16)
     parser.add_argument("--prompts", type=int, default=800)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--job_seconds", type=float, default=0.1)
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout (main's, say) whose server takes turns with this one's")
+    parser.add_argument("--rounds", type=int, default=1, help="pool runs per server, taking turns")
     args = parser.parse_args()
     urls, fakes = start_fakes(args.backends, args.job_seconds)
+    runs: dict[str, list[PoolRun]] = {"this checkout": []}
     with tempfile.TemporaryDirectory() as folder:
-        server = start_server(Path(folder) / "Data")
+        servers = {"this checkout": start_server(Path(folder) / "Data")}
+        if args.against is not None:
+            servers[str(args.against)] = start_server(Path(folder) / "Against", args.against.resolve())
+            runs[str(args.against)] = []
         try:
-            run(add_backends(server, urls, over_queue=0))
-            before, fakes_before = cpu_seconds(server.process), cpu_seconds(fakes)
-            makespan, _ = run(drive(server.comfy_url, args.prompts, args.clients))
-            busy, fakes_busy = cpu_seconds(server.process) - before, cpu_seconds(fakes) - fakes_before
-            pool_gaps = run(idle_between_prompts(urls))
+            for server in servers.values():
+                run(add_backends(server, urls, over_queue=0))
+            for turn in range(args.rounds):
+                for name in list(servers)[:: 1 if turn % 2 == 0 else -1]:
+                    runs[name].append(measure_pool(servers[name], fakes, urls, args.prompts, args.clients))
+            server = servers["this checkout"]
             total = run(metric(server, "swarmkeeper_dispatch_decision_seconds_sum"))
             count = run(metric(server, "swarmkeeper_dispatch_decision_seconds_count"))
-            server.stop()
+            for server in servers.values():
+                server.stop()
             direct = run(drive_direct(urls, args.prompts, args.clients))
             direct_gaps = run(idle_between_prompts(urls))
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
             fakes.terminate()
             fakes.wait(10)
     ideal = args.prompts * args.job_seconds / args.backends
+    first = runs["this checkout"][0]
+    makespan, busy, fakes_busy, pool_gaps = first.makespan, first.cpu, first.fakes_cpu, first.gaps
     print(f"{args.prompts} prompts, {args.clients} clients, {args.backends} backends of {args.job_seconds * 1000:g} ms")
     print(f"makespan {makespan:.3f} s, ideal {ideal:.3f} s")
     print(f"makespan / ideal: {makespan / ideal:.3f} (goal: at most 1.03)")
@@ -158,6 +206,10 @@ def main() -> None:
           f"{busy / args.prompts * 1000:.2f} ms per prompt; the fakes' process: {fakes_busy / makespan:.0%} of one "
           "core")
     print(f"scheduler time per dispatch: {total / count * 1e6:.1f} µs over {count:.0f} dispatches")
+    if len(runs) > 1 or args.rounds > 1:
+        print(f"taking turns, {args.rounds} rounds:")
+        for name, done in runs.items():
+            report(name, done, ideal, args.prompts)
 
 
 if __name__ == "__main__":

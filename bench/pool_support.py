@@ -57,12 +57,15 @@ class Server:
             self.process.kill()
 
 
-def start_server(data_dir: Path) -> Server:
+def start_server(data_dir: Path, root: Path = ROOT) -> Server:
+    """swarmkeeper as a child process; ``root``: the checkout whose code it runs (another one's, to
+    compare two versions in one run; its own venv's Python when it has one)."""
     port, comfy_port = free_port(), free_port()
+    python = root / ".venv" / "bin" / "python" if root != ROOT and (root / ".venv").is_dir() else Path(sys.executable)
     process = subprocess.Popen(
-        [sys.executable, "-m", "swarmkeeper", "serve", "--port", str(port), "--comfy_port", str(comfy_port),
+        [str(python), "-m", "swarmkeeper", "serve", "--port", str(port), "--comfy_port", str(comfy_port),
          "--data_dir", str(data_dir), "--loglevel", "Warning", "--log_max_mb", "0"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL)
+        cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         if process.poll() is not None:
@@ -86,22 +89,26 @@ def start_comfyui() -> tuple[str, str]:
     return f"http://127.0.0.1:{port}", name
 
 
-def one_comfyui_arguments(doc: str) -> argparse.Namespace:
-    """``--prompts`` and ``--comfy_url``: the options of the benchmarks against one real ComfyUI."""
+def one_comfyui_arguments(doc: str, *, against: bool = False) -> argparse.Namespace:
+    """``--prompts`` and ``--comfy_url``: the options of the benchmarks against one real ComfyUI
+    (and ``--against``, another checkout to compare with, when asked for)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--comfy_url", default=None, help="a running ComfyUI (default: start one)")
+    if against:
+        parser.add_argument("--against", type=Path, default=None,
+                            help="another checkout (main's, say) whose pool takes turns with this one's")
     return parser.parse_args()
 
 
 @contextlib.contextmanager
-def pool_in_front_of_comfyui(comfy_url: str | None) -> Iterator[tuple[str, str]]:
+def pool_in_front_of_comfyui(comfy_url: str | None, root: Path = ROOT) -> Iterator[tuple[str, str]]:
     """A real ComfyUI (the one at ``comfy_url``, or one started here and stopped after) and a
     swarmkeeper server whose pool has it as its one backend: (ComfyUI's URL, the pool's URL)."""
     comfy_url, name = (comfy_url, None) if comfy_url else start_comfyui()
     try:
         with tempfile.TemporaryDirectory() as folder:
-            server = start_server(Path(folder) / "Data")
+            server = start_server(Path(folder) / "Data", root)
             try:
                 run(add_backends(server, [comfy_url], over_queue=1))
                 yield comfy_url, server.comfy_url

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.accounts_support import Accounted, accounts_server
+from tests.ctrl_c import hear_ctrl_c
 from tests.servers import APIClient, in_process, test_config
+
+hear_ctrl_c()  # the children that tests stop with SIGINT must hear it (tests/ctrl_c.py)
 
 #: One real ComfyUI for the whole session (started on first use by a test that asks for it).
 pytest_plugins = ["tests.comfy_peer"]

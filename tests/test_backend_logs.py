@@ -63,6 +63,17 @@ async def cli(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+def signal_state(pid: int) -> str:
+    """Whether a process still runs and what it does with signals (/proc's masks), for a failure's
+    message: a child that ignores Ctrl-C and one that has ended unseen look alike from outside."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as error:
+        return f"no /proc entry ({error.strerror})"
+    wanted = ("State", "SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd", "Threads")
+    return "; ".join(line for line in status.splitlines() if line.split(":")[0] in wanted)
+
+
 async def test_logs_prints_the_comfyui_output_of_a_backend(server: ServerProcess, comfy_backend: int) -> None:
     code, out, err = await cli(str(comfy_backend), "--url", server.url)
     assert code == 0, err
@@ -106,14 +117,15 @@ async def test_logs_follow_prints_new_lines_as_they_come(server: ServerProcess, 
         try:  # bounded: a follower that does not end on Ctrl-C fails here, named, not at pytest's timeout
             code = await asyncio.wait_for(follower.wait(), 30)
         except TimeoutError:
+            state = signal_state(follower.pid)  # before anything else touches it
             follower.send_signal(signal.SIGUSR1)  # its stacks to stderr (swarmkeeper.cli), to say where it is
-            with contextlib.suppress(AssertionError):
-                await poll_until(lambda: b"most recent call first" in b"".join(err), timeout=5)
+            with contextlib.suppress(AssertionError):  # the second dump: where it is now
+                await poll_until(lambda: b"".join(err).count(b"most recent call first") >= 2, timeout=5)
             print(b"".join(err).decode(errors="replace")[-8000:])
             follower.kill()
-            await follower.wait()
-            raise AssertionError(f"`swarmkeeper logs -f` did not end within 30 s of SIGINT; last lines {seen[-5:]}"
-                                 ) from None
+            raise AssertionError(f"`swarmkeeper logs -f` did not end within 30 s of SIGINT; last lines {seen[-5:]}; "
+                                 f"the follower then: {state}; pipes open: stdout {not reading.done()}, stderr "
+                                 f"{not errors.done()}") from None
         await errors
         stacks = b"".join(err).decode(errors="replace")
         assert code == 0, stacks[-2000:]

@@ -123,7 +123,8 @@ async def test_self_start_main_py_with_its_venv_comes_back_after_sigkill_and_sto
     assert command[0] == str(main.parent / "venv" / "bin" / "python3") and command[1:3] == ["-s", "main.py"]
     assert option_value(command, "--port") == str(port_of(first))
     assert option_value(command, "--temp-directory").endswith(f"ComfyUI/backend-{backend_id}/temp")
-    assert process.environ()["CUDA_VISIBLE_DEVICES"] == "0" and process.cwd() == str(main.parent)
+    # the working folder as the kernel has it (resolved: a checkout's .peers may be a link)
+    assert process.environ()["CUDA_VISIBLE_DEVICES"] == "0" and process.cwd() == str(main.parent.resolve())
     assert "freeu" in first["features"]
 
     process.kill()  # SIGKILL: a crash; AutoRestart brings it back on a new port

@@ -157,3 +157,23 @@ def test_frames_are_framed_as_rfc_6455_says() -> None:
     assert frame(BINARY, b"x" * 200)[:4] == b"\x82\x7e\x00\xc8"
     assert frame(BINARY, b"x" * 70_000)[:10] == b"\x82\x7f" + (70_000).to_bytes(8, "big")
     assert len(frame(TEXT, b"y" * 125)) == 127 and frame(TEXT, b"y" * 126)[1] == 126
+
+
+async def test_a_status_superseded_within_one_loop_iteration_is_not_sent(data_dir: Path) -> None:
+    """``status`` is a snapshot: of those sent to a client in one event-loop iteration it gets the
+    newest only; of different iterations every one, in order (a lone one too, a little later)."""
+    async with run_fake_comfyui(job_seconds=0.0) as fake, pool_server(data_dir, [fake.url]) as pool, \
+            pool.comfy() as comfy, greeted_events(comfy, "snapshots") as events:
+        relay = pool.services.dispatch.running_pool().relay  # type: ignore[union-attr]
+        assert relay.clients["snapshots"].frames is not None  # the pool's port: written straight
+        for remaining in (7, 8, 9):
+            relay.status(remaining)
+        await asyncio.sleep(0)  # one loop iteration on
+        relay.status(10)
+        async with asyncio.timeout(10):
+            got = [await events.recv() for _ in range(2)]
+        assert [event["data"]["status"]["exec_info"]["queue_remaining"] for event in got] == [9, 10]  # type: ignore[index]
+        queued = await comfy.queue_prompt(invert_graph(0x500001), "snapshots")
+        seen = await frames_until_done(events, {queued["prompt_id"]})
+        kinds = [peek_type(f) for f in seen if isinstance(f, str)]
+        assert kinds[:2] == ["status", "status"] and kinds.index("execution_start") == 2  # as ComfyUI sends them

@@ -106,6 +106,11 @@ class Pool:
         self._register(job)
         return 200, {"prompt_id": prompt_id, "number": job.number, "node_errors": verdict.node_errors}
 
+    def written(self, prompt_id: str) -> bool:
+        """Whether the prompt is already on its way to a backend (sent from ``accept``'s grant)."""
+        job = self.jobs.get(prompt_id)
+        return job is not None and self.runner.written(job)
+
     def _prompt_id(self, wanted: Any) -> str:
         if isinstance(wanted, str) and wanted and len(wanted) <= 200 and wanted not in self.jobs:
             return wanted

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -26,6 +26,17 @@ from swarmkeeper.limits import WireLimits, server_config
 from swarmkeeper.net import COMFY_KEEP_ALIVE_SECONDS
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server run beside the main one in the same process: Ctrl-C and SIGTERM stay the
+    main server's. (``Server.serve`` takes them over while it runs and puts back what it found when
+    it ends: the pool port would get the SIGTERM meant for the server, and leave the main server's
+    own shutdown with no handler of its own.)"""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -83,7 +94,7 @@ class PoolPort:
         config = server_config(self, self.limits, keep_alive=COMFY_KEEP_ALIVE_SECONDS, lifespan="off",
                                log_config=None, access_log=False, timeout_graceful_shutdown=2,
                                ws=PoolWebSocketProtocol, ws_per_message_deflate=False)
-        self._server = uvicorn.Server(config)
+        self._server = EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="comfy-pool-port")
         log.info("ComfyUI pool listening on http://%s:%s (point any ComfyUI client here)", self.host, self.port)
         return True

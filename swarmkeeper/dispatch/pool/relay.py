@@ -26,7 +26,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from swarmkeeper.clients.comfyui import BinaryEvent, BinaryEventType
-from swarmkeeper.dispatch.pool.wsframes import RAW_FRAMES, FrameWriter
+from swarmkeeper.dispatch.pool.wsframes import RAW_FRAMES, TEXT, FrameWriter, frame_head
 
 log = logging.getLogger("swarmkeeper.dispatch.pool")
 JSONObject = dict[str, Any]
@@ -99,6 +99,16 @@ class ClientSocket:
         if held is not None:
             self.put(held)
 
+    def snapshot(self, text: str, head: bytes, payload: bytes, turn: int) -> None:
+        """A ``status`` (``text``; as a frame's ``head`` and ``payload``): written straight, it
+        replaces one of the same turn not yet written (FrameWriter.snapshot)."""
+        frames = self.frames
+        if frames is None or self.closed or self.held is not None:
+            self.text(text, "status")
+        elif not frames.snapshot(head, payload, turn, self.max_backlog_bytes):
+            log.warning("ComfyUI client %s fell %s bytes behind; dropping it", self.sid, self.max_backlog_bytes)
+            self.close()
+
     def binary(self, event: BinaryEvent, frame: bytes) -> None:
         if self.preview_metadata or event.event_type != BinaryEventType.PREVIEW_IMAGE_WITH_METADATA:
             self.put(frame)
@@ -122,6 +132,10 @@ class Relay:
         self.clients: dict[str, ClientSocket] = {}
         self.server_features = server_features
         self.max_backlog_bytes = max_backlog_bytes
+        #: Counts event-loop iterations that sent a ``status``: within one, the newest replaces the
+        #: others not yet written.
+        self._turn = 0
+        self._turning: asyncio.Handle | None = None
 
     def targets(self, sid: str | None) -> Iterable[ClientSocket]:
         if sid is None:
@@ -151,7 +165,20 @@ class Relay:
             client.flush()
 
     def status(self, remaining: int) -> None:
-        self.send(None, "status", None, STATUS_TEXT.format(int(remaining)))
+        """The pool's queue figure to every client (framed once for all)."""
+        if not self.clients:
+            return
+        text = STATUS_TEXT.format(int(remaining))
+        payload = text.encode()
+        head = frame_head(TEXT, len(payload))
+        if self._turning is None:
+            self._turning = asyncio.get_running_loop().call_soon(self._next_turn)
+        for client in list(self.clients.values()):
+            client.snapshot(text, head, payload, self._turn)
+
+    def _next_turn(self) -> None:
+        self._turn += 1
+        self._turning = None
 
     # --- one connection ---
 

@@ -109,7 +109,7 @@ async def prompt_post(pool: Pool, request: Request, pin: int | None) -> Response
     if bad is not None:
         return bad
     status, answer = pool.accept(body, pin=pin)
-    if status == 200:
+    if status == 200 and not pool.written(answer["prompt_id"]):
         await asyncio.sleep(0)  # the job's task sends the prompt to its backend first: the answer can wait
     return ComfyJSON(answer, status_code=status)
 

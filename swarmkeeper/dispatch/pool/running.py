@@ -100,6 +100,10 @@ class JobRunner:
         self._slots[job.prompt_id] = grant.record
         self._sent[job.prompt_id] = Sent(link, self._follow(job, link), prompt)
 
+    def written(self, job: Job) -> bool:
+        """Whether the job's prompt was written to its backend at its grant (its task not yet run)."""
+        return job.prompt_id in self._sent
+
     def _follow(self, job: Job, link: Link) -> asyncio.Future[Outcome]:
         """The job's events are taken from the link from now on; the future of its outcome."""
         finished = job.arm()

@@ -15,12 +15,18 @@ browser that asks for compression gets uncompressed messages, which the extensio
 
 from __future__ import annotations
 
+import asyncio
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
 #: The ASGI scope extension holding the connection's FrameWriter (``{"writer": FrameWriter}``).
 RAW_FRAMES = "swarmkeeper.raw_frames"
 TEXT, BINARY = 0x1, 0x2
+#: Seconds a snapshot frame (``status``) alone may wait for other frames to share its write, or for
+#: a newer snapshot to replace it: a page refreshes its queue on each, and with many backends and
+#: clients they came in thousands a second, each its own socket write.
+SNAPSHOT_DELAY = 0.025
 
 
 def frame_head(opcode: int, size: int) -> bytes:
@@ -38,12 +44,27 @@ def frame(opcode: int, payload: bytes) -> bytes:
 
 
 class FrameWriter:
-    """Whole frames to one client connection, written once per event-loop iteration."""
+    """Whole frames to one client connection, written once per event-loop iteration.
 
-    def __init__(self, connection: PoolWebSocketProtocol) -> None:
+    A snapshot (ComfyUI's ``status``) is the exception: one that would be the only thing to write
+    waits up to :data:`SNAPSHOT_DELAY` for company (any other frame writes it at once, in its
+    place, all in order); and a newer snapshot of the same ``turn`` (one event-loop iteration)
+    replaces one not yet written (it moves to the end, so the frames before it stay before it).
+    Snapshots of different turns are all written: a client sees every ``status`` a ComfyUI would
+    send it, except those superseded within one iteration.
+    """
+
+    def __init__(self, connection: PoolWebSocketProtocol, *, snapshot_delay: float = SNAPSHOT_DELAY) -> None:
         self._connection = connection
+        self._snapshot_delay = snapshot_delay
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        #: Where the last unwritten snapshot's header sits in ``_pending`` (its payload follows), or
+        #: -1; and its turn.
+        self._snapshot_at = -1
+        self._snapshot_turn = -1
+        self._soon: asyncio.Handle | None = None
+        self._later: asyncio.TimerHandle | None = None
 
     @property
     def open(self) -> bool:
@@ -61,9 +82,26 @@ class FrameWriter:
     def binary(self, data: bytes) -> None:
         self._add(BINARY, data)
 
+    def snapshot(self, head: bytes, payload: bytes, turn: int, max_backlog: int) -> bool:
+        """A text frame (``head`` from :func:`frame_head`) that a newer one of the same ``turn``
+        replaces while neither is written; False (and nothing added) when the client is already
+        ``max_backlog`` bytes behind."""
+        pending, at = self._pending, self._snapshot_at
+        if at >= 0 and self._snapshot_turn == turn:
+            self._pending_bytes -= len(pending[at + 1])
+            pending[at] = pending[at + 1] = b""
+        elif self.backlog >= max_backlog:
+            return False
+        self._snapshot_at, self._snapshot_turn = len(pending), turn
+        pending += (head, payload)
+        self._pending_bytes += len(payload)
+        if self._soon is None and self._later is None:
+            self._later = self._connection.loop.call_later(self._snapshot_delay, self.flush)
+        return True
+
     def _add(self, opcode: int, payload: bytes) -> None:
-        if not self._pending:
-            self._connection.loop.call_soon(self.flush)
+        if self._soon is None:
+            self._soon = self._connection.loop.call_soon(self.flush)
         self._pending += (frame_head(opcode, len(payload)), payload)
         self._pending_bytes += len(payload)
 
@@ -71,7 +109,11 @@ class FrameWriter:
         """Write what waits now (the loop calls it once per iteration that added frames), headers
         and payloads as they are, in one vectored write; frames for a connection that is closing
         are dropped."""
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        pending, self._pending, self._pending_bytes, self._snapshot_at = self._pending, [], 0, -1
+        for handle in (self._soon, self._later):
+            if handle is not None:
+                handle.cancel()
+        self._soon = self._later = None
         if pending and self.open:
             self._connection.transport.writelines(pending)
 
