@@ -13,7 +13,7 @@ from tests.servers import APIClient, in_process, test_config
 
 hear_ctrl_c()  # the children that tests stop with SIGINT must hear it (tests/ctrl_c.py)
 
-#: One real ComfyUI for the whole session (started on first use by a test that asks for it).
+#: The session's shared real ComfyUIs (started in the background once the tests are known, if one asks for them).
 pytest_plugins = ["tests.comfy_peer"]
 
 
