@@ -122,6 +122,15 @@ def dump_stacks(demo_pid: int) -> None:
     time.sleep(2)  # faulthandler writes at once; let the log file take it
 
 
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """The demo, its swarmkeeper and that server's ComfyUI: none outlives a failed test."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+    process.kill()
+    process.wait()
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     """``scripts/demo`` on its own data folder and free ports; stopped as Ctrl-C stops it. Asked for
@@ -143,8 +152,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             process.wait(120)
         except subprocess.TimeoutExpired:
             dump_stacks(process.pid)
-            process.kill()
-            process.wait()
+            kill_tree(process)
             pytest.fail(f"scripts/demo did not stop on Ctrl-C:\n{log.read_text()[-8000:]}")
 
 
