@@ -65,8 +65,8 @@ async def list_backends(
     full_data: Annotated[bool, "If true, include 'full data' (current_model) for each backend."] = False,
 ) -> GzipJSON:
     """Returns a list of currently registered backends, keyed by id, in ascending id order."""
-    return await call.services.listing.answer(call.services.registry.all(), nonreal=nonreal, full_data=full_data,
-                                              editor=may_edit(call), gzip=wants_gzip(call))
+    return call.services.listing.answer(call.services.registry.all(), nonreal=nonreal, full_data=full_data,
+                                        editor=may_edit(call), gzip=wants_gzip(call))
 
 
 @routes.route("AddNewBackend", flag=ADD_REMOVE_BACKENDS, returns="{" + BACKEND_EXAMPLE + "}")
