@@ -10,7 +10,7 @@ import itertools
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 VERBOSE = 5
 INIT = 25
@@ -49,35 +49,40 @@ class SwarmFormatter(logging.Formatter):
         return text
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
+    """One line kept, as :meth:`LogStore.recent` gives it."""
+
     sequence: int
     time: float
     level: str
     message: str
 
 
+_Kept = tuple[int, float, str, str]  # a LogLine's fields
+
+
 class LogStore:
-    """The last ``size`` lines of each identifier, in memory."""
+    """The last ``size`` lines of each identifier, in memory. Each is kept as a plain tuple of plain
+    values, which the collector stops tracking after its first pass over it (a named tuple or a
+    dataclass it tracks for ever): 1,000 backends keep up to 2,000,000 lines, made at ~1,000 a
+    second while unreachable backends retry, and every full pass of the collector walked them."""
 
     def __init__(self, size: int = 2000) -> None:
         self.size = size
-        self._lines: dict[str, collections.deque[LogLine]] = {}
+        self._lines: dict[str, collections.deque[_Kept]] = {}
         self._sequence = itertools.count(1)
 
-    def append(self, identifier: str, level: str, message: str, when: float | None = None) -> LogLine:
-        line = LogLine(next(self._sequence), when if when is not None else time.time(), level, message)
+    def append(self, identifier: str, level: str, message: str, when: float | None = None) -> None:
         buffer = self._lines.get(identifier)
         if buffer is None:
             buffer = self._lines[identifier] = collections.deque(maxlen=self.size)
-        buffer.append(line)
-        return line
+        buffer.append((next(self._sequence), when if when is not None else time.time(), level, message))
 
     def identifiers(self) -> list[str]:
         return sorted(self._lines)
 
     def recent(self, identifier: str, after: int = 0, limit: int | None = None) -> list[LogLine]:
-        lines = [line for line in self._lines.get(identifier, ()) if line.sequence > after]
+        lines = [LogLine._make(kept) for kept in self._lines.get(identifier, ()) if kept[0] > after]
         return lines[-limit:] if limit else lines
 
 
