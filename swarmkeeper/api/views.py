@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from swarmkeeper.api.checksum import Checksums, checksums, whole_crc
 from swarmkeeper.api.gzipped import deflate_last, deflate_piece, gzip_member
 from swarmkeeper.backends.record import BackendRecord, ChangeClock
 from swarmkeeper.backends.registry import Changes
@@ -97,6 +98,7 @@ class _Listing:
     previous: _Listing | None = None
     moved: list[int] = field(default_factory=list)  # the positions whose entry differs from previous's
     data: list[bytes] | None = None  # its gzip's pieces, once made
+    sums: Checksums | None = None  # its blocks' checksums, once its gzip is made
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,8 @@ class ListingCache:
         listing = self._render(records, (nonreal, full_data, editor))
         if gzip and listing.body.gzipped is None:
             pieces = self._pieces.setdefault((full_data, editor), {})
-            data, todo = _plan_gzip(listing, pieces)
-            _finish_gzip(listing, pieces, data, todo, _deflate(todo))
+            data, todo, sums = _plan_gzip(listing, pieces)
+            _finish_gzip(listing, pieces, data, todo, _deflate(todo), sums)
         return listing.body
 
     def _render(self, records: Sequence[BackendRecord], key: _Key) -> _Listing:
@@ -260,19 +262,23 @@ def _joined(parts: list[bytes]) -> GzipJSON:
 _Todo = list[tuple[int, bytes, bytes | None, bytes | None]]  # (position, entry, the two entries ahead)
 
 
-def _plan_gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> tuple[list[bytes], _Todo]:
-    """The pieces of the listing's gzip, and which of them are still to be deflated. From
-    the answer it was patched from, if that one's gzip was made, only the pieces at and after what
-    moved are looked at; of those, the ones kept (same entry, same two ahead) are reused."""
+def _plan_gzip(listing: _Listing,
+               pieces: dict[BackendRecord, _Piece]) -> tuple[list[bytes], _Todo, Checksums | None]:
+    """The pieces of the listing's gzip, which of them are still to be deflated, and its blocks'
+    checksums. From the answer it was patched from, if that one's gzip was made, only the pieces at
+    and after what moved are looked at; of those, the ones kept (same entry, same two ahead) are
+    reused; and only the blocks of what moved are checksummed again."""
     shown, parts = listing.shown, listing.parts
     base, listing.previous = listing.previous, None
     if base is not None and base.data is not None:
         data = base.data.copy()
         positions: Iterable[int] = sorted({at + step for at in listing.moved for step in (0, 1, 2)
                                            if at + step < len(parts)})
+        sums = checksums(parts, base.sums, listing.moved) if base.sums is not None else checksums(parts)
     else:
         data = [b""] * len(parts)
         positions = range(len(parts))
+        sums = checksums(parts)
     todo: _Todo = []
     for at in positions:
         part = parts[at]
@@ -283,16 +289,17 @@ def _plan_gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece]) -> tuple[
             data[at] = piece.data
         else:
             todo.append((at, part, before, before2))
-    return data, todo
+    return data, todo, sums
 
 
 def _finish_gzip(listing: _Listing, pieces: dict[BackendRecord, _Piece], data: list[bytes], todo: _Todo,
-                 made: list[bytes]) -> None:
+                 made: list[bytes], sums: Checksums | None) -> None:
     for (at, part, before, before2), deflated in zip(todo, made, strict=True):
         pieces[listing.shown[at]] = _Piece(part, before, before2, deflated)
         data[at] = deflated
     listing.data = data  # complete: an answer patched from this one may start from it
-    listing.body.gzipped = gzip_member(listing.body, [*(data or [_OPEN]), _CLOSE])
+    listing.sums = sums
+    listing.body.gzipped = gzip_member(listing.body, [*(data or [_OPEN]), _CLOSE], whole_crc(listing.body, sums))
 
 
 def _deflate(todo: _Todo) -> list[bytes]:
