@@ -274,7 +274,7 @@ def _plan_gzip(listing: _Listing,
         data = base.data.copy()
         positions: Iterable[int] = sorted({at + step for at in listing.moved for step in (0, 1, 2)
                                            if at + step < len(parts)})
-        sums = checksums(parts, base.sums, listing.moved) if base.sums is not None else checksums(parts)
+        sums = checksums(parts, base.sums, listing.moved)
     else:
         data = [b""] * len(parts)
         positions = range(len(parts))
