@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import gc
+import random
+import tracemalloc
 
 from swarmkeeper.logs import LogLine, LogStore
 
@@ -21,6 +24,40 @@ def test_lines_are_kept_per_identifier_up_to_the_size_and_read_after_a_sequence(
     assert store.recent("backend-9") == []
 
 
+def test_the_store_reads_as_a_list_of_the_last_lines_would() -> None:
+    """Against a plain model (every line in a deque of that size), through many wraps of the ring,
+    with repeats, cycles and new messages mixed, read after any sequence and with any limit."""
+    rng = random.Random(15)
+    for size in (1, 2, 3, 7, 50):
+        store, model = LogStore(size=size), collections.deque[LogLine](maxlen=size)
+        for n in range(400):
+            message = rng.choice(["refused", "refused", f"new {n}", "again", f"{rng.randrange(3)}"])
+            level = rng.choice(["Info", "Warning"])
+            store.append("backend-2", level, "".join(message), when=float(n))
+            model.append(LogLine(n + 1, float(n), level, message))
+            after, limit = rng.randrange(n + 2), rng.choice([None, 1, 2, size + 1])
+            expected = [line for line in model if line.sequence > after]
+            assert store.recent("backend-2", after, limit) == (expected[-limit:] if limit else expected)
+
+
+def test_a_repeated_line_shares_the_text_of_the_line_it_repeats() -> None:
+    """A backend that fails the same way on every retry logs the same line each second, each a new
+    string; kept as it came, 2,000 of them cost ~560 KB, 1,000 such backends ~560 MB."""
+    store = LogStore()
+    cycle = ["Connecting to ComfyUI at http://127.0.0.1:1...", "ComfyUI at http://127.0.0.1:1: Connection refused",
+             "Will retry in 1 s"]
+    tracemalloc.start()
+    try:
+        for n in range(5000):
+            store.append("backend-1", "Warning", "".join(list(cycle[n % 3])))  # a new string every time
+        kept, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len({id(text) for text in store._lines["backend-1"].texts}) == 3
+    assert [line.message for line in store.recent("backend-1", limit=3)] == [cycle[n % 3] for n in range(4997, 5000)]
+    assert kept < 2000 * 40, kept  # 24 bytes a line and the three texts (arrays grow by up to an eighth)
+
+
 def test_kept_lines_leave_the_collectors_passes() -> None:
     """A server with 1,000 backends keeps up to 2,000,000 lines; every full pass of the collector
     walked each of them while they were objects it tracks."""
@@ -28,4 +65,5 @@ def test_kept_lines_leave_the_collectors_passes() -> None:
     for n in range(100):
         store.append("backend-1", "Info", f"line {n}")
     gc.collect()
-    assert not any(gc.is_tracked(kept) for kept in store._lines["backend-1"])
+    ring = store._lines["backend-1"]
+    assert not any(gc.is_tracked(text) for text in ring.texts)
