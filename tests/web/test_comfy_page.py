@@ -235,14 +235,18 @@ async def set_zoom_speed(page: Page, value: str) -> None:
     await zoom.press("Control+a")
     await page.keyboard.type(value)  # typed: PrimeVue's number field ignores a value set at once
     await zoom.press("Tab")
+    await expect(zoom).to_have_value(value)
 
 
 async def zoom_speed_field(page: Page) -> Any:
-    """The Settings dialog (Ctrl+,) filtered to the canvas zoom speed; its number field."""
+    """The Settings dialog (Ctrl+,) filtered to the canvas zoom speed; its number field. Found in the
+    setting's own row: the dialog filters its list a moment after the search is typed, and until it
+    has, the first number field in it is another setting's (a slow run typed the value there)."""
     await page.keyboard.press("Control+,")
     search = page.get_by_placeholder("Search", exact=False).first
     await search.fill("canvas zoom speed")
-    field = page.locator(".p-dialog").get_by_role("spinbutton").first
+    row = page.locator(".p-dialog .setting-item").filter(has_text="Canvas zoom speed")
+    field = row.get_by_role("spinbutton")
     await expect(field).to_be_visible()
     return field
 
