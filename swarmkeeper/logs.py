@@ -9,6 +9,7 @@ import array
 import itertools
 import logging
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -114,19 +115,25 @@ class LogStore:
         self.size = size
         self._lines: dict[str, _Ring] = {}
         self._sequence = itertools.count(1)
+        #: Lines come from any thread (work handed to a thread logs too, and the server's two
+        #: handlers share the store); a line's columns are written in several steps.
+        self._lock = threading.Lock()
 
     def append(self, identifier: str, level: str, message: str, when: float | None = None) -> None:
-        ring = self._lines.get(identifier)
-        if ring is None:
-            ring = self._lines[identifier] = _Ring(self.size)
-        ring.append(next(self._sequence), when if when is not None else time.time(), level, message)
+        with self._lock:
+            ring = self._lines.get(identifier)
+            if ring is None:
+                ring = self._lines[identifier] = _Ring(self.size)
+            ring.append(next(self._sequence), when if when is not None else time.time(), level, message)
 
     def identifiers(self) -> list[str]:
-        return sorted(self._lines)
+        with self._lock:
+            return sorted(self._lines)
 
     def recent(self, identifier: str, after: int = 0, limit: int | None = None) -> list[LogLine]:
-        ring = self._lines.get(identifier)
-        lines = ring.lines(after) if ring is not None else []
+        with self._lock:
+            ring = self._lines.get(identifier)
+            lines = ring.lines(after) if ring is not None else []
         return lines[-limit:] if limit else lines
 
 

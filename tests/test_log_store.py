@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import gc
 import random
+import sys
+import threading
 import tracemalloc
 
 from swarmkeeper.logs import LogLine, LogStore
@@ -67,3 +69,30 @@ def test_kept_lines_leave_the_collectors_passes() -> None:
     gc.collect()
     ring = store._lines["backend-1"]
     assert not any(gc.is_tracked(text) for text in ring.texts)
+
+
+def test_lines_appended_from_many_threads_stay_whole_and_in_order() -> None:
+    """Lines come from any thread (work handed to threads logs too; two handlers share the store):
+    each line's columns must stay together, and the ring in sequence order."""
+    store = LogStore(size=500)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # a thread switch between almost any two bytecodes
+
+    def write(thread: int) -> None:
+        for n in range(3000):
+            when = thread * 1e6 + n
+            store.append("backend-1", "Info", repr(when), when=when)
+
+    try:
+        threads = [threading.Thread(target=write, args=(thread,)) for thread in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    lines = store.recent("backend-1")
+    assert len(lines) == 500
+    assert all(line.message == repr(line.time) for line in lines)
+    assert [line.sequence for line in lines] == sorted(line.sequence for line in lines)
+    assert lines[-1].sequence == 12000
