@@ -35,7 +35,7 @@ def test_the_store_reads_as_a_list_of_the_last_lines_would() -> None:
         for n in range(400):
             message = rng.choice(["refused", "refused", f"new {n}", "again", f"{rng.randrange(3)}"])
             level = rng.choice(["Info", "Warning"])
-            store.append("backend-2", level, "".join(message), when=float(n))
+            store.append("backend-2", level, "".join(message), when=float(n))  # a new string, as logging makes
             model.append(LogLine(n + 1, float(n), level, message))
             after, limit = rng.randrange(n + 2), rng.choice([None, 1, 2, size + 1])
             expected = [line for line in model if line.sequence > after]
